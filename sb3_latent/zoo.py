@@ -1,0 +1,163 @@
+"""Registration with rl-zoo3 2.9, without editing rl-zoo3.
+
+rl-zoo3 has no plugin mechanism: ``--algo`` is checked against ``rl_zoo3.utils.ALGOS`` when each
+script starts, and hyperparameters are read from rl-zoo3's own ``hyperparams/<algo>.yml``. The
+start-up hook (:mod:`sb3_latent._startup`) calls the ``patch_*`` functions below as soon as the
+matching rl-zoo3 module has loaded, so ``python -m rl_zoo3.train/enjoy/record_video`` and
+``-optimize`` see our algorithms and YAMLs. :func:`register` does the same explicitly, for
+processes without the hook (``python -m sb3_latent.train``).
+
+What we never change: for an env id that our YAML does not list (CartPole, Atari, ...), rl-zoo3
+reads its own YAML exactly as it would without sb3-latent installed.
+"""
+
+from __future__ import annotations
+
+import importlib
+import os
+import sys
+from pathlib import Path
+from types import ModuleType
+from typing import Any
+
+import yaml
+
+from sb3_latent.errors import UserInputError
+
+# --algo name -> "module:Class". Only what exists is registered.
+ALGORITHMS: dict[str, str] = {}
+# --algo name -> ("module:sampler", "module:converter") for rl-zoo3's -optimize.
+SAMPLERS: dict[str, tuple[str, str]] = {}
+
+# Training entry points default to this many torch threads. One SAC update is compute-bound, and on a
+# shared 2-core machine torch's default of 2 threads ran an MLP update ~25x slower than 1 thread
+# while another process held the second core. rl-zoo3's --num-threads still overrides it.
+NUM_THREADS_ENV_VAR = "SB3_LATENT_NUM_THREADS"
+
+
+def hyperparams_dir() -> Path:
+    """The YAMLs shipped with the package (normal install), or the repo's top-level folder (editable)."""
+    package_dir = Path(__file__).resolve().parent
+    packaged = package_dir / "hyperparams"
+    return packaged if packaged.is_dir() else package_dir.parent / "hyperparams"
+
+
+def _load(target: str) -> Any:
+    module_name, attribute = target.split(":")
+    return getattr(importlib.import_module(module_name), attribute)
+
+
+def default_num_threads() -> int:
+    """Torch intra-op threads for our training entry points: 1 unless SB3_LATENT_NUM_THREADS says otherwise."""
+    value = os.environ.get(NUM_THREADS_ENV_VAR, "1")
+    try:
+        return int(value)
+    except ValueError:
+        raise UserInputError(
+            f"{NUM_THREADS_ENV_VAR}={value!r} is not an integer; use e.g. 1, or -1 for torch's default."
+        ) from None
+
+
+def set_default_num_threads() -> None:
+    import torch as th
+
+    num_threads = default_num_threads()
+    if num_threads > 0:
+        th.set_num_threads(num_threads)
+
+
+def our_config(algo: str, env_id: str) -> str | None:
+    """Path of our YAML for (algo, env_id) if it has an entry for env_id."""
+    path = hyperparams_dir() / f"{algo}.yml"
+    if not path.is_file():
+        return None
+    with open(path) as file:
+        entries = yaml.safe_load(file) or {}
+    return str(path) if env_id in entries else None
+
+
+def resolve_config(algo: str, env_id: str, config: str, zoo_default: str) -> str:
+    """The YAML rl-zoo3 should read: ours where it lists the env, else what rl-zoo3 chose.
+
+    An explicit ``--conf-file`` (config != zoo_default) always wins.
+    """
+    if config != zoo_default:
+        return config
+    ours = our_config(algo, env_id)
+    if ours is not None:
+        return ours
+    if not Path(zoo_default).is_file():
+        # One of our algorithms (rl-zoo3 ships no YAML for it) on an id our YAML lacks.
+        path = hyperparams_dir() / f"{algo}.yml"
+        listed = ", ".join(yaml.safe_load(path.read_text()) or {}) if path.is_file() else "none"
+        raise UserInputError(
+            f"No hyperparameters for --algo {algo} on {env_id}: {path} lists only {listed}. "
+            f"Add an entry for {env_id} to a copy of that file and pass it with --conf-file."
+        )
+    return config
+
+
+def _print_user_errors(previous_hook: Any) -> Any:
+    def excepthook(exc_type: type[BaseException], exc: BaseException, traceback: Any) -> None:
+        if isinstance(exc, UserInputError):
+            print(f"error: {exc}", file=sys.stderr)
+        else:
+            previous_hook(exc_type, exc, traceback)
+
+    excepthook.sb3_latent = True  # type: ignore[attr-defined]
+    return excepthook
+
+
+def patch_utils(module: ModuleType) -> None:
+    for name, target in ALGORITHMS.items():
+        module.ALGOS.setdefault(name, _load(target))
+
+
+def patch_hyperparams_opt(module: ModuleType) -> None:
+    for name, (sampler, converter) in SAMPLERS.items():
+        module.HYPERPARAMS_SAMPLER.setdefault(name, _load(sampler))
+        module.HYPERPARAMS_CONVERTER.setdefault(name, _load(converter))
+
+
+def patch_exp_manager(module: ModuleType) -> None:
+    manager = module.ExperimentManager
+    if getattr(manager, "_sb3_latent_patched", False):
+        return
+    zoo_root = Path(str(module.__file__)).resolve().parent
+    zoo_hyperparams = zoo_root / "hyperparams" if (zoo_root / "hyperparams").is_dir() else zoo_root.parent / "hyperparams"
+    read_hyperparameters = manager.read_hyperparameters
+    setup_experiment = manager.setup_experiment
+
+    def read_hyperparameters_with_ours(self: Any) -> Any:
+        self.config = resolve_config(self.algo, self.env_name.gym_id, self.config, str(zoo_hyperparams / f"{self.algo}.yml"))
+        return read_hyperparameters(self)
+
+    def setup_experiment_with_clear_errors(self: Any) -> Any:
+        try:
+            return setup_experiment(self)
+        except AssertionError as error:
+            # SB3 asserts `supported_action_spaces` deep inside the model constructor.
+            if "as action spaces but" not in str(error):
+                raise
+            raise UserInputError(
+                f"--algo {self.algo} needs continuous (Box) actions, but {self.env_name.gym_id} has other actions "
+                f"({error}). Use an algorithm for discrete actions (ppo, a2c, dqn, qrdqn) or a continuous-action task."
+            ) from None
+
+    manager.read_hyperparameters = read_hyperparameters_with_ours
+    manager.setup_experiment = setup_experiment_with_clear_errors
+    manager._sb3_latent_patched = True
+    # rl-zoo3's training script imports this module before parsing --num-threads, which it applies
+    # only when > 0: so this is a default that the flag still overrides.
+    set_default_num_threads()
+    if not getattr(sys.excepthook, "sb3_latent", False):
+        sys.excepthook = _print_user_errors(sys.excepthook)
+
+
+def register() -> None:
+    """Apply every patch now (idempotent). For processes where the start-up hook is not installed."""
+    from sb3_latent import _startup
+
+    _startup.install()
+    for name in ("rl_zoo3.utils", "rl_zoo3.hyperparams_opt", "rl_zoo3.exp_manager"):
+        importlib.import_module(name)

@@ -1,0 +1,121 @@
+"""rl-zoo3 sees our tasks, YAMLs and algorithms through the start-up hook, and nothing else changes."""
+
+import shlex
+import subprocess
+import sys
+import zipfile
+from pathlib import Path
+
+import pytest
+import yaml
+
+import sb3_latent
+from sb3_latent.errors import UserInputError
+from sb3_latent.zoo import hyperparams_dir, resolve_config
+
+ZOO_HYPERPARAMS = Path(__import__("rl_zoo3").__file__).parent / "hyperparams"
+
+
+def run(command: str, env: dict[str, str], cwd: Path, check: bool = True) -> subprocess.CompletedProcess:
+    """Run `python <command>` in cwd (the test's tmp_path, also the log folder)."""
+    args = shlex.split(command)
+    result = subprocess.run([sys.executable, *args], capture_output=True, text=True, env=env, cwd=cwd)
+    if check and result.returncode != 0:
+        pytest.fail(f"{command} failed:\n{result.stdout[-3000:]}\n{result.stderr[-3000:]}")
+    return result
+
+
+def n_updates(model_path: Path) -> int:
+    with zipfile.ZipFile(model_path) as archive:
+        return int(__import__("json").loads(archive.read("data"))["_n_updates"])
+
+
+def test_python_start_is_lazy_but_hooked():
+    code = (
+        "import sys; from sb3_latent._startup import _PostImportFinder;"
+        "print(any(isinstance(f, _PostImportFinder) for f in sys.meta_path),"
+        " 'torch' in sys.modules, 'rl_zoo3' in sys.modules, 'gymnasium' in sys.modules)"
+    )
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    # The hook is installed at start-up, yet has imported none of the heavy packages.
+    assert result.stdout.split() == ["True", "False", "False", "False"]
+
+
+@pytest.mark.parametrize(
+    "algo, extra",
+    [
+        ("sac", "-params learning_starts:300"),
+        ("td3", "-params learning_starts:300"),
+        ("ddpg", "-params learning_starts:300"),
+        ("tqc", "-params learning_starts:300"),
+        ("ppo", "-params n_steps:256"),
+    ],
+)
+def test_zoo_trains_on_backward_task_with_shipped_yaml(algo, extra, zoo_env, tmp_path):
+    command = f"-m rl_zoo3.train --algo {algo} --env HalfCheetahBackward-v4 -n 600 -f . --eval-freq -1 --seed 1 {extra}"
+    result = run(command, zoo_env, tmp_path)
+    assert f"Loading hyperparameters from: {hyperparams_dir() / algo}.yml" in result.stdout
+    model_path = tmp_path / algo / "HalfCheetahBackward-v4_1" / "HalfCheetahBackward-v4.zip"
+    assert model_path.is_file()
+    assert n_updates(model_path) > 0, "training stopped before its warm-up ended: no gradient step ran"
+
+
+def test_zoo_falls_back_to_its_own_yaml(zoo_env, tmp_path):
+    result = run("-m rl_zoo3.train --algo ppo --env CartPole-v1 -n 1000 -f . --eval-freq -1", zoo_env, tmp_path)
+    assert f"Loading hyperparameters from: {ZOO_HYPERPARAMS / 'ppo.yml'}" in result.stdout
+    assert (tmp_path / "ppo" / "CartPole-v1_1" / "CartPole-v1.zip").is_file()
+
+
+def test_our_yamls_cover_the_task_family():
+    expected = {"Pendulum-v1", "HalfCheetah-v4", "HalfCheetahBackward-v4", "HalfCheetah-v5", "HalfCheetahBackward-v5"}
+    for algo in ("sac", "td3", "ddpg", "ppo", "tqc"):
+        entries = yaml.safe_load((hyperparams_dir() / f"{algo}.yml").read_text())
+        assert expected <= set(entries), algo
+
+
+def test_resolve_config():
+    zoo_sac = str(ZOO_HYPERPARAMS / "sac.yml")
+    assert resolve_config("sac", "HalfCheetahBackward-v4", zoo_sac, zoo_sac) == str(hyperparams_dir() / "sac.yml")
+    assert resolve_config("sac", "LunarLanderContinuous-v3", zoo_sac, zoo_sac) == zoo_sac
+    assert resolve_config("sac", "HalfCheetah-v4", "mine.yml", zoo_sac) == "mine.yml"  # --conf-file wins
+    missing = str(ZOO_HYPERPARAMS / "nosuchalgo.yml")
+    with pytest.raises(UserInputError, match="--conf-file"):
+        resolve_config("nosuchalgo", "HalfCheetah-v4", missing, missing)
+
+
+def test_continuous_algo_on_discrete_actions_is_one_clear_line(zoo_env, tmp_path):
+    conf = tmp_path / "sac.yml"
+    conf.write_text("CartPole-v1:\n  policy: 'MlpPolicy'\n  n_timesteps: 100\n")
+    for entry_point in ("rl_zoo3.train", "sb3_latent.train"):
+        result = run(f"-m {entry_point} --algo sac --env CartPole-v1 -f . --conf-file sac.yml", zoo_env, tmp_path, check=False)
+        assert result.returncode != 0
+        assert "error: --algo sac needs continuous (Box) actions" in result.stderr
+        assert "Traceback" not in result.stderr
+
+
+def test_sb3_latent_train_takes_zoo_arguments(zoo_env, tmp_path):
+    command = "-m sb3_latent.train --algo sac --env HalfCheetahTask-v5 -n 400 -f . --eval-freq -1 -params learning_starts:300"
+    run(f"{command} --env-kwargs target_speed:1.5", zoo_env, tmp_path)
+    assert (tmp_path / "sac" / "HalfCheetahTask-v5_1" / "HalfCheetahTask-v5.zip").is_file()
+
+
+def test_zoo_enjoy_and_record_video(zoo_env, tmp_path):
+    common = "--algo sac --env HalfCheetahBackward-v4 -f ."
+    run(f"-m rl_zoo3.train {common} -n 400 --eval-freq -1 -params learning_starts:300", zoo_env, tmp_path)
+    run(f"-m rl_zoo3.enjoy {common} -n 50 --no-render", zoo_env, tmp_path)
+    run(f"-m rl_zoo3.record_video {common} -n 50 -o videos", zoo_env, tmp_path)
+    assert list((tmp_path / "videos").glob("*.mp4"))
+
+
+def test_zoo_optimize(zoo_env, tmp_path):
+    command = "-m rl_zoo3.train --algo sac --env HalfCheetahBackward-v4 -optimize --n-trials 1 -n 300 --n-evaluations 1"
+    result = run(
+        f"{command} --eval-episodes 1 --sampler random --pruner none -f . -params learning_starts:200", zoo_env, tmp_path
+    )
+    # The study ends by writing trials_dataframe() as CSV, which needs pandas (rl-zoo3 does not declare it).
+    assert "Best is trial 0" in result.stderr
+    assert list((tmp_path / "sac").glob("report_HalfCheetahBackward-v4_*.csv"))
+
+
+def test_version():
+    assert sb3_latent.__version__
