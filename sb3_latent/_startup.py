@@ -25,6 +25,7 @@ POST_IMPORT_PATCHES = {
     "rl_zoo3.utils": "sb3_latent.zoo:patch_utils",
     "rl_zoo3.hyperparams_opt": "sb3_latent.zoo:patch_hyperparams_opt",
     "rl_zoo3.exp_manager": "sb3_latent.zoo:patch_exp_manager",
+    "rl_zoo3.callbacks": "sb3_latent.zoo:patch_callbacks",
 }
 
 

@@ -24,10 +24,16 @@ import yaml
 
 from sb3_latent.errors import UserInputError
 
-# --algo name -> "module:Class". Only what exists is registered.
-ALGORITHMS: dict[str, str] = {}
-# --algo name -> ("module:sampler", "module:converter") for rl-zoo3's -optimize.
-SAMPLERS: dict[str, tuple[str, str]] = {}
+# --algo name -> "module:Class".
+ALGORITHMS: dict[str, str] = {"latent_sac": "sb3_latent.latent_sac:LatentSAC"}
+# --algo name -> ("module:sampler", "module:converter") for rl-zoo3's -optimize (the converter turns a
+# stored trial's raw parameters back into hyperparameters, for --storage/--study-name/--trial-id).
+SAMPLERS: dict[str, tuple[str, str]] = {
+    "latent_sac": (
+        "sb3_latent.latent_sac.tuning:sample_latent_sac_params",
+        "sb3_latent.latent_sac.tuning:convert_latent_sac_params",
+    ),
+}
 
 # Training entry points default to this many torch threads. One SAC update is compute-bound, and on a
 # shared 2-core machine torch's default of 2 threads ran an MLP update ~25x slower than 1 thread
@@ -119,6 +125,34 @@ def patch_hyperparams_opt(module: ModuleType) -> None:
         module.HYPERPARAMS_CONVERTER.setdefault(name, _load(converter))
 
 
+def patch_callbacks(module: ModuleType) -> None:
+    """Make rl-zoo3's ParallelTrainCallback reload a model as its own class.
+
+    It saves the model and reloads the copy that trains in a second thread as plain ``SAC`` or ``TQC``
+    (a hard-coded list), which would drop a subclass's extra parts, e.g. LatentSAC's action generator.
+    While it sets up, the names it checks are bound to the model's own class.
+    """
+    callback_class = module.ParallelTrainCallback
+    if getattr(callback_class, "_sb3_latent_patched", False):
+        return
+    init_callback = callback_class._init_callback
+
+    def init_callback_with_own_class(self: Any) -> None:
+        model_class = type(self.model)
+        if model_class in (module.SAC, module.TQC) or not isinstance(self.model, (module.SAC, module.TQC)):
+            return init_callback(self)
+        base_name = "SAC" if isinstance(self.model, module.SAC) else "TQC"
+        base_class = getattr(module, base_name)
+        setattr(module, base_name, model_class)
+        try:
+            init_callback(self)
+        finally:
+            setattr(module, base_name, base_class)
+
+    callback_class._init_callback = init_callback_with_own_class
+    callback_class._sb3_latent_patched = True
+
+
 def patch_exp_manager(module: ModuleType) -> None:
     manager = module.ExperimentManager
     if getattr(manager, "_sb3_latent_patched", False):
@@ -127,6 +161,7 @@ def patch_exp_manager(module: ModuleType) -> None:
     zoo_hyperparams = zoo_root / "hyperparams" if (zoo_root / "hyperparams").is_dir() else zoo_root.parent / "hyperparams"
     read_hyperparameters = manager.read_hyperparameters
     setup_experiment = manager.setup_experiment
+    load_pretrained_agent = manager._load_pretrained_agent
 
     def read_hyperparameters_with_ours(self: Any) -> Any:
         self.config = resolve_config(self.algo, self.env_name.gym_id, self.config, str(zoo_hyperparams / f"{self.algo}.yml"))
@@ -144,8 +179,19 @@ def patch_exp_manager(module: ModuleType) -> None:
                 f"({error}). Use an algorithm for discrete actions (ppo, a2c, dqn, qrdqn) or a continuous-action task."
             ) from None
 
+    def load_pretrained_agent_relabelled(self: Any, hyperparams: dict[str, Any], env: Any) -> Any:
+        # rl-zoo3's -i reloads <run>/replay_buffer.pkl as it is, so a transfer to another task would train on the
+        # source task's rewards. Where the source run names another task, relabel the buffer or refuse.
+        model = load_pretrained_agent(self, hyperparams, env)
+        if (Path(self.trained_agent).parent / "replay_buffer.pkl").is_file():
+            from sb3_latent.transfer.naive import relabel_buffer_for_target
+
+            relabel_buffer_for_target(model, self.trained_agent, self.env_name.gym_id, self.env_kwargs)
+        return model
+
     manager.read_hyperparameters = read_hyperparameters_with_ours
     manager.setup_experiment = setup_experiment_with_clear_errors
+    manager._load_pretrained_agent = load_pretrained_agent_relabelled
     manager._sb3_latent_patched = True
     # rl-zoo3's training script imports this module before parsing --num-threads, which it applies
     # only when > 0: so this is a default that the flag still overrides.
@@ -159,5 +205,5 @@ def register() -> None:
     from sb3_latent import _startup
 
     _startup.install()
-    for name in ("rl_zoo3.utils", "rl_zoo3.hyperparams_opt", "rl_zoo3.exp_manager"):
+    for name in ("rl_zoo3.utils", "rl_zoo3.hyperparams_opt", "rl_zoo3.exp_manager", "rl_zoo3.callbacks"):
         importlib.import_module(name)

@@ -119,3 +119,43 @@ def test_zoo_optimize(zoo_env, tmp_path):
 
 def test_version():
     assert sb3_latent.__version__
+
+
+def test_latent_sac_zoo_train_enjoy_and_continue(zoo_env, tmp_path):
+    common = "--algo latent_sac --env HalfCheetah-v4 -f ."
+    train = f"-m rl_zoo3.train {common} --eval-freq -1 --seed 0 -params learning_starts:300 generator_warmup_steps:50"
+    result = run(f"{train} -n 400", zoo_env, tmp_path)
+    assert f"Loading hyperparameters from: {hyperparams_dir() / 'latent_sac.yml'}" in result.stdout
+    model_path = tmp_path / "latent_sac" / "HalfCheetah-v4_1" / "HalfCheetah-v4.zip"
+    assert n_updates(model_path) == 100
+    run(f"-m rl_zoo3.enjoy {common} -n 200 --no-render", zoo_env, tmp_path)
+    # Continued training with -i: rl-zoo3 drops policy_kwargs on reload; the generator's shape comes from the zip.
+    run(f"{train} -n 400 -i {model_path}", zoo_env, tmp_path)
+    continued = tmp_path / "latent_sac" / "HalfCheetah-v4_2" / "HalfCheetah-v4.zip"
+    assert n_updates(continued) == 200
+
+
+def test_latent_sac_zoo_optimize(zoo_env, tmp_path):
+    command = "-m rl_zoo3.train --algo latent_sac --env Pendulum-v1 -optimize --n-trials 1 -n 300 --n-evaluations 1"
+    result = run(f"{command} --eval-episodes 1 --sampler random --pruner none -f . -params learning_starts:200", zoo_env, tmp_path)
+    assert "Best is trial 0" in result.stderr
+
+
+def test_latent_sac_without_yaml_entry_is_a_clear_error(zoo_env, tmp_path):
+    result = run("-m rl_zoo3.train --algo latent_sac --env MountainCarContinuous-v0 -f .", zoo_env, tmp_path, check=False)
+    assert result.returncode != 0
+    assert "error: No hyperparameters for --algo latent_sac on MountainCarContinuous-v0" in result.stderr
+    assert "--conf-file" in result.stderr and "Traceback" not in result.stderr
+
+
+def test_parallel_train_callback_keeps_latent_sac():
+    from rl_zoo3.callbacks import ParallelTrainCallback
+
+    from sb3_latent import LatentSAC
+
+    model = LatentSAC("Pendulum-v1", learning_starts=50, generator_warmup_steps=5, policy_kwargs={"net_arch": [16]}, seed=0)
+    callback = ParallelTrainCallback(gradient_steps=5)
+    model.learn(120, callback=callback)
+    # rl-zoo3 alone would reload the training copy as plain SAC, without the action generator.
+    assert type(callback._model) is LatentSAC
+    assert callback._model.action_generator is not None and callback._model._n_updates > 0

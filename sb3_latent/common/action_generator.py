@@ -1,0 +1,241 @@
+"""The action generator of Latent SAC: a conditional VAE over (state, action) pairs.
+
+Vocabulary (poster, Figure 2):
+
+- encoder q(z|s,a): a diagonal Gaussian over latent codes, used only to train the generator;
+- action generator (decoder) g(a|s,z): a diagonal Gaussian over the action scaled to [-1, 1];
+- prior p(z) = N(0, I), or a learned state-conditioned prior p(z|s).
+
+The generator always works on the *scaled* action (SB3's ``policy.scale_action``: the env's
+``[low, high]`` mapped to ``[-1, 1]``) and on flat float observations, so it is independent of the
+env's bounds and can be moved between tasks that share observation and action shapes.
+
+Decoder choice (see ``docs/modules/latent_sac.md``, "Comments"). The default decoder is
+``decoder="residual"``: with ``latent_dim == action_dim`` its mean is
+
+    tanh(latent_gain * z + residual_bound * tanh(f(s, z)))
+
+The learned part ``f`` is bounded, so along each latent axis the pre-tanh mean at ``z_i = +b`` is
+at least ``latent_gain * b - residual_bound`` and at ``z_i = -b`` at most the negative of it. By
+the Poincare-Miranda theorem the decoded means of the latent box ``[-b, b]^d`` then cover the whole
+action box ``[-tanh(c), tanh(c)]^d`` with ``c = latent_gain * b - residual_bound`` at every state,
+whatever data the generator was fitted on: the generator can shape *where* the prior's mass lands
+(the skill), but it cannot lose support. With the defaults (b = 2, gain 1.5, bound 0.5) that box is
+``[-0.987, 0.987]^d``. ``decoder="mlp"`` is the plain CVAE decoder of the poster and of PLAS.
+"""
+
+from __future__ import annotations
+
+import io
+import math
+import pathlib
+from typing import Any
+
+import numpy as np
+import torch as th
+from gymnasium import spaces
+from stable_baselines3.common.torch_layers import create_mlp
+from stable_baselines3.common.utils import get_device
+from torch import nn
+
+from sb3_latent.errors import UserInputError
+
+# Clamp of the decoder's state-independent log standard deviation (on the [-1, 1]-scaled action).
+DECODER_LOG_STD_MIN = -5.0
+DECODER_LOG_STD_MAX = 0.0
+# Clamp of the encoder's and the learned prior's log standard deviation (in latent space).
+LATENT_LOG_STD_MIN = -8.0
+LATENT_LOG_STD_MAX = 2.0
+
+PRIORS = ("standard", "learned")
+DECODERS = ("residual", "mlp")
+_FORMAT_VERSION = 1
+
+
+def _activation_name(activation_fn: type[nn.Module]) -> str:
+    name = activation_fn.__name__
+    if getattr(nn, name, None) is not activation_fn:
+        raise UserInputError(
+            f"ActionGenerator: activation_fn={activation_fn!r} is not a torch.nn activation, so it cannot be saved by name. "
+            "Use one from torch.nn (nn.ReLU, nn.Tanh, nn.ELU, ...)."
+        )
+    return name
+
+
+class ActionGenerator(nn.Module):
+    """
+    Conditional VAE action generator: encoder q(z|s,a), decoder g(a|s,z) and prior p(z) or p(z|s).
+
+    :param observation_shape: Shape of one observation (flattened before it enters the networks)
+    :param action_dim: Number of action dimensions (the generator models actions scaled to [-1, 1])
+    :param latent_dim: Number of latent dimensions (default: ``action_dim``)
+    :param net_arch: Hidden layers of the encoder, the decoder and the learned prior (default ``[64, 64]``)
+    :param activation_fn: Activation function of those networks (a ``torch.nn`` class)
+    :param prior: ``"standard"`` for p(z) = N(0, I), ``"learned"`` for a state-conditioned p(z|s)
+        trained with the generator through the KL term
+    :param decoder: ``"residual"`` (default, support-preserving, needs ``latent_dim == action_dim``) or
+        ``"mlp"`` (plain CVAE decoder, tanh-bounded mean)
+    :param latent_gain: Slope of the fixed identity part of the residual decoder (``latent_gain * z``)
+    :param residual_bound: Bound on the learned part of the residual decoder's pre-tanh mean
+    """
+
+    _zeros: th.Tensor
+
+    def __init__(
+        self,
+        observation_shape: tuple[int, ...] | list[int],
+        action_dim: int,
+        latent_dim: int | None = None,
+        net_arch: list[int] | None = None,
+        activation_fn: type[nn.Module] = nn.ReLU,
+        prior: str = "standard",
+        decoder: str = "residual",
+        latent_gain: float = 1.5,
+        residual_bound: float = 0.5,
+    ):
+        super().__init__()
+        if latent_dim is None:
+            latent_dim = action_dim
+        if isinstance(latent_dim, bool) or not isinstance(latent_dim, (int, np.integer)) or latent_dim <= 0:
+            raise UserInputError(
+                f"latent_dim must be a positive integer, got {latent_dim!r}. "
+                "Pass e.g. policy_kwargs=dict(latent_dim=6), or leave it out to use the action dimension."
+            )
+        if int(action_dim) <= 0:
+            raise UserInputError(f"action_dim must be a positive integer, got {action_dim!r}.")
+        if prior not in PRIORS:
+            raise UserInputError(f"prior must be one of {PRIORS}, got {prior!r}.")
+        if decoder not in DECODERS:
+            raise UserInputError(f"decoder must be one of {DECODERS}, got {decoder!r}.")
+        if decoder == "residual" and int(latent_dim) != int(action_dim):
+            raise UserInputError(
+                f"decoder='residual' maps each latent axis to one action axis, so it needs latent_dim == action_dim "
+                f"(got latent_dim={latent_dim}, action_dim={action_dim}). Leave latent_dim out, or use decoder='mlp'."
+            )
+        if latent_gain <= 0 or residual_bound < 0:
+            raise UserInputError(f"latent_gain must be > 0 and residual_bound >= 0, got {latent_gain} and {residual_bound}.")
+
+        self.observation_shape = tuple(int(d) for d in observation_shape)
+        self.obs_dim = int(np.prod(self.observation_shape))
+        self.action_dim = int(action_dim)
+        self.latent_dim = int(latent_dim)
+        self.net_arch = list(net_arch) if net_arch is not None else [64, 64]
+        self.activation_fn = activation_fn
+        self._activation_name = _activation_name(activation_fn)
+        self.prior = prior
+        self.decoder = decoder
+        self.latent_gain = float(latent_gain)
+        self.residual_bound = float(residual_bound)
+
+        # q(z|s,a): one network, mean and log-std heads side by side
+        self.encoder_net = nn.Sequential(
+            *create_mlp(self.obs_dim + self.action_dim, 2 * self.latent_dim, self.net_arch, activation_fn)
+        )
+        # g(a|s,z): mean network; the log-std is a learned state-independent vector (clamped)
+        self.decoder_net = nn.Sequential(
+            *create_mlp(self.obs_dim + self.latent_dim, self.action_dim, self.net_arch, activation_fn)
+        )
+        self.decoder_log_std = nn.Parameter(th.full((self.action_dim,), -1.0))
+        if decoder == "residual":
+            # Start as the identity skeleton tanh(latent_gain * z): the warp is learned from zero.
+            last = self.decoder_net[-1]
+            assert isinstance(last, nn.Linear)
+            nn.init.zeros_(last.weight)
+            nn.init.zeros_(last.bias)
+        # p(z|s) (learned prior only)
+        self.prior_net: nn.Sequential | None = None
+        if prior == "learned":
+            self.prior_net = nn.Sequential(*create_mlp(self.obs_dim, 2 * self.latent_dim, self.net_arch, activation_fn))
+        self.register_buffer("_zeros", th.zeros(1, self.latent_dim), persistent=False)
+
+    # ------------------------------------------------------------------ the three distributions
+    def encode(self, obs: th.Tensor, actions: th.Tensor) -> tuple[th.Tensor, th.Tensor]:
+        """q(z|s,a): mean and clamped log-std of the latent code of the scaled ``actions`` at ``obs``."""
+        mean, log_std = self.encoder_net(th.cat([obs, actions], dim=1)).chunk(2, dim=1)
+        return mean, log_std.clamp(LATENT_LOG_STD_MIN, LATENT_LOG_STD_MAX)
+
+    def decode(self, obs: th.Tensor, latent: th.Tensor) -> th.Tensor:
+        """Mean of g(a|s,z), in [-1, 1]."""
+        out = self.decoder_net(th.cat([obs, latent], dim=1))
+        if self.decoder == "residual":
+            out = self.latent_gain * latent + self.residual_bound * th.tanh(out)
+        return th.tanh(out)
+
+    def decoder_log_std_clamped(self) -> th.Tensor:
+        """Log-std of g(a|s,z), shared by all states and codes, clamped to a finite range."""
+        return self.decoder_log_std.clamp(DECODER_LOG_STD_MIN, DECODER_LOG_STD_MAX)
+
+    def prior_distribution(self, obs: th.Tensor) -> tuple[th.Tensor, th.Tensor]:
+        """Mean and log-std of the prior p(z) (``prior="standard"``) or p(z|s) (``prior="learned"``), batch-shaped."""
+        if self.prior_net is None:
+            zeros = self._zeros.expand(obs.shape[0], self.latent_dim)
+            return zeros, zeros
+        mean, log_std = self.prior_net(obs).chunk(2, dim=1)
+        return mean, log_std.clamp(LATENT_LOG_STD_MIN, LATENT_LOG_STD_MAX)
+
+    def sample_actions(self, obs: th.Tensor, latent: th.Tensor, deterministic: bool = False) -> th.Tensor:
+        """a ~ g(a|s,z) clipped to [-1, 1]; the decoder mean when ``deterministic``."""
+        mean = self.decode(obs, latent)
+        if deterministic:
+            return mean
+        noise = th.randn_like(mean) * self.decoder_log_std_clamped().exp()
+        return (mean + noise).clamp(-1.0, 1.0)
+
+    def sample_prior(self, obs: th.Tensor, n_samples: int = 1) -> th.Tensor:
+        """z ~ p(z|s), shape (n_samples, batch, latent_dim)."""
+        mean, log_std = self.prior_distribution(obs)
+        return mean + log_std.exp() * th.randn((n_samples, *mean.shape), device=mean.device)
+
+    def forward(self, obs: th.Tensor, latent: th.Tensor, deterministic: bool = False) -> th.Tensor:
+        return self.sample_actions(obs, latent, deterministic)
+
+    # ------------------------------------------------------------------ architecture, checks, save/load
+    def architecture(self) -> dict[str, Any]:
+        """Constructor arguments, in plain Python types (they go into the saved file)."""
+        return dict(
+            observation_shape=list(self.observation_shape),
+            action_dim=self.action_dim,
+            latent_dim=self.latent_dim,
+            net_arch=list(self.net_arch),
+            activation_fn=self._activation_name,
+            prior=self.prior,
+            decoder=self.decoder,
+            latent_gain=self.latent_gain,
+            residual_bound=self.residual_bound,
+        )
+
+    def check_spaces(self, observation_space: spaces.Space, action_space: spaces.Space) -> None:
+        """Raise a ValueError naming both shapes when this generator does not fit those spaces."""
+        obs_shape = tuple(observation_space.shape or ())
+        action_shape = tuple(action_space.shape or ())
+        action_dim = int(np.prod(action_shape)) if action_shape else -1
+        if int(np.prod(obs_shape)) != self.obs_dim or action_dim != self.action_dim:
+            raise UserInputError(
+                "Action generator shape mismatch: the generator was built for observations of shape "
+                f"{self.observation_shape} and actions of shape ({self.action_dim},), but the model has observations of "
+                f"shape {obs_shape} and actions of shape {action_shape}. Load a generator trained on a task with the "
+                "same observation and action shapes."
+            )
+
+    def save(self, path: str | pathlib.Path | io.BufferedIOBase) -> None:
+        """Save the architecture and the weights (no optimiser) to ``path`` (a ``torch.save`` file)."""
+        saved = {"format": _FORMAT_VERSION, "architecture": self.architecture(), "state_dict": self.state_dict()}
+        th.save(saved, path)  # type: ignore[arg-type]
+
+    @classmethod
+    def load(cls, path: str | pathlib.Path | io.BufferedIOBase, device: th.device | str = "auto") -> ActionGenerator:
+        """Load a generator written by :meth:`save` (``weights_only`` loading: no code is unpickled)."""
+        device = get_device(device)
+        saved = th.load(path, map_location=device, weights_only=True)  # type: ignore[arg-type]
+        if not isinstance(saved, dict) or "architecture" not in saved or "state_dict" not in saved:
+            raise UserInputError(f"{path!r} is not an action generator file written by ActionGenerator.save().")
+        kwargs = dict(saved["architecture"])
+        kwargs["activation_fn"] = getattr(nn, kwargs["activation_fn"])
+        generator = cls(**kwargs)
+        generator.load_state_dict(saved["state_dict"])
+        return generator.to(device)
+
+
+def gaussian_log_prob_const(dim: int) -> float:
+    """The constant ``0.5 * dim * log(2 pi)`` of a ``dim``-dimensional diagonal Gaussian log-density."""
+    return 0.5 * dim * math.log(2.0 * math.pi)

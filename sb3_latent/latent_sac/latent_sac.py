@@ -1,0 +1,509 @@
+"""Latent Soft Actor-Critic: SAC over latent codes z, decoded into env actions by a conditional-VAE action generator."""
+
+from __future__ import annotations
+
+import io
+import math
+import pathlib
+from typing import Any, ClassVar, TypeVar
+
+import numpy as np
+import torch as th
+from gymnasium import spaces
+from stable_baselines3.common.base_class import maybe_make_env
+from stable_baselines3.common.buffers import ReplayBuffer
+from stable_baselines3.common.noise import ActionNoise
+from stable_baselines3.common.policies import BasePolicy
+from stable_baselines3.common.type_aliases import GymEnv, MaybeCallback, Schedule
+from stable_baselines3.common.utils import FloatSchedule, update_learning_rate
+from stable_baselines3.sac.sac import SAC
+from torch.nn import functional as F
+
+from sb3_latent.common.action_generator import ActionGenerator
+from sb3_latent.errors import UserInputError
+from sb3_latent.latent_sac.policies import LatentActor, LatentSACPolicy, MlpPolicy, generator_policy_kwargs
+
+SelfLatentSAC = TypeVar("SelfLatentSAC", bound="LatentSAC")
+
+# Columns of the per-step statistics that train() keeps on the device (one host transfer per call).
+RL_STATS = ("critic_loss", "actor_loss", "ent_coef_loss", "ent_coef", "latent_entropy")
+GENERATOR_STATS = ("reconstruction_loss", "kl_loss")
+# States and latent codes per state used for train/action_spread_over_z.
+SPREAD_STATES = 16
+SPREAD_CODES = 8
+
+
+class LatentSAC(SAC):
+    """
+    Latent Soft Actor-Critic (poster: "Efficient Skill Transfer for Simulated Agents", A. Adeniji).
+
+    The actor pi(z|s) emits latent codes; an action generator g(a|s,z) with encoder q(z|s,a) and prior p(z)
+    (a conditional VAE) turns them into env actions and is trained jointly by the ELBO on replay-buffer pairs.
+    The critic scores Q(s, a) on the env action (PLAS-style), so the actor's gradient reaches Q through the
+    decoder. See ``docs/modules/latent_sac.md`` for every design choice.
+
+    Two call forms: ``LatentSAC("HalfCheetah-v4")`` (an env id or env alone: policy ``"MlpPolicy"``) and SB3's
+    ``LatentSAC("MlpPolicy", env)``.
+
+    :param policy: The policy model to use (``"MlpPolicy"`` or a ``LatentSACPolicy`` subclass), or the env
+        when it is the only argument
+    :param env: The environment to learn from (if registered in Gym, can be str)
+    :param learning_rate: learning rate for adam optimizer of the latent policy, the critic and the temperature;
+        it can be a function of the current progress remaining (from 1 to 0)
+    :param buffer_size: size of the replay buffer
+    :param learning_starts: how many steps of the model to collect transitions for before learning starts
+        (uniformly random actions, no latent code)
+    :param batch_size: Minibatch size for each gradient update (the generator uses the same minibatch)
+    :param tau: the soft update coefficient ("Polyak update", between 0 and 1)
+    :param gamma: the discount factor
+    :param train_freq: Update the model every ``train_freq`` steps. Alternatively pass a tuple of frequency and unit
+        like ``(5, "step")`` or ``(2, "episode")``.
+    :param gradient_steps: How many gradient steps to do after each rollout (see ``train_freq``)
+        Set to ``-1`` means to do as many gradient steps as steps done in the environment
+        during the rollout.
+    :param action_noise: the action noise type (None by default), added to the decoded action
+    :param replay_buffer_class: Replay buffer class to use. If ``None``, it will be automatically selected.
+    :param replay_buffer_kwargs: Keyword arguments to pass to the replay buffer on creation.
+    :param optimize_memory_usage: Enable a memory efficient variant of the replay buffer
+        at a cost of more complexity.
+    :param n_steps: When n_step > 1, uses n-step return (with the NStepReplayBuffer) when updating the Q-value network.
+    :param ent_coef: Entropy regularization coefficient of the latent policy (the temperature alpha).
+        Set it to 'auto' to learn it automatically (and 'auto_0.1' for using 0.1 as initial value)
+    :param target_update_interval: update the target network every ``target_network_update_freq``
+        gradient steps.
+    :param target_entropy: target entropy of pi(z|s) when learning ``ent_coef``; ``"auto"`` is ``-latent_dim``
+    :param use_sde: Must be False (gSDE is not supported in latent space)
+    :param sde_sample_freq: Unused (gSDE), kept for SAC compatibility
+    :param use_sde_at_warmup: Unused (gSDE), kept for SAC compatibility
+    :param stats_window_size: Window size for the rollout logging, specifying the number of episodes to average
+        the reported success rate, mean episode length, and mean reward over
+    :param tensorboard_log: the log location for tensorboard (if None, no logging)
+    :param policy_kwargs: additional arguments to be passed to the policy on creation, including the generator's
+        shape: ``latent_dim``, ``latent_bound``, ``generator_net_arch``, ``prior``, ``decoder`` (see ``LatentSACPolicy``)
+    :param verbose: Verbosity level: 0 for no output, 1 for info messages (such as device or wrappers used), 2 for
+        debug messages
+    :param seed: Seed for the pseudo random generators
+    :param device: Device (cpu, cuda, ...) on which the code should be run.
+        Setting it to auto, the code will be run on the GPU if possible.
+    :param kl_weight: beta, the weight of KL(q(z|s,a) || p(z)) in the generator's loss (KL summed over latent dims)
+    :param generator_learning_rate: learning rate of the generator's own Adam optimiser (float or schedule);
+        ``None`` uses ``learning_rate``
+    :param generator_train_freq: one generator update every ``generator_train_freq`` gradient steps
+    :param generator_warmup_steps: generator updates on the random-exploration data, run at the first ``train()``
+        call before the latent policy relies on the generator (skipped for a loaded generator)
+    :param train_generator: whether the ELBO updates the generator at all (False: frozen generator)
+    :param actor_trains_generator: whether the actor's loss also updates the decoder (default False: otherwise the
+        decoder becomes the policy and learns to ignore z)
+    :param action_generator: a pretrained generator to start from: an ``ActionGenerator`` or a path written by
+        ``save_action_generator``; its architecture overrides the generator entries of ``policy_kwargs``
+    :param _init_setup_model: Whether or not to build the network at the creation of the instance
+    """
+
+    policy_aliases: ClassVar[dict[str, type[BasePolicy]]] = {"MlpPolicy": MlpPolicy}
+    policy: LatentSACPolicy
+    actor: LatentActor
+    action_generator: ActionGenerator
+    generator_optimizer: th.optim.Adam
+
+    def __init__(
+        self,
+        policy: str | type[LatentSACPolicy] | GymEnv = "MlpPolicy",
+        env: GymEnv | str | None = None,
+        learning_rate: float | Schedule = 3e-4,
+        buffer_size: int = 1_000_000,  # 1e6
+        learning_starts: int = 100,
+        batch_size: int = 256,
+        tau: float = 0.005,
+        gamma: float = 0.99,
+        train_freq: int | tuple[int, str] = 1,
+        gradient_steps: int = 1,
+        action_noise: ActionNoise | None = None,
+        replay_buffer_class: type[ReplayBuffer] | None = None,
+        replay_buffer_kwargs: dict[str, Any] | None = None,
+        optimize_memory_usage: bool = False,
+        n_steps: int = 1,
+        ent_coef: str | float = "auto",
+        target_update_interval: int = 1,
+        target_entropy: str | float = "auto",
+        use_sde: bool = False,
+        sde_sample_freq: int = -1,
+        use_sde_at_warmup: bool = False,
+        stats_window_size: int = 100,
+        tensorboard_log: str | None = None,
+        policy_kwargs: dict[str, Any] | None = None,
+        verbose: int = 0,
+        seed: int | None = None,
+        device: th.device | str = "auto",
+        kl_weight: float = 0.5,
+        generator_learning_rate: float | Schedule | None = None,
+        generator_train_freq: int = 1,
+        generator_warmup_steps: int = 1000,
+        train_generator: bool = True,
+        actor_trains_generator: bool = False,
+        action_generator: ActionGenerator | str | pathlib.Path | io.BufferedIOBase | None = None,
+        _init_setup_model: bool = True,
+    ):
+        # LatentSAC("HalfCheetah-v4") / LatentSAC(env): the only argument is the environment.
+        if env is None and not isinstance(policy, type) and not (isinstance(policy, str) and policy in self.policy_aliases):
+            policy, env = "MlpPolicy", policy  # type: ignore[assignment]
+        if env is None and _init_setup_model:
+            raise UserInputError(
+                "LatentSAC needs an environment: use LatentSAC('MlpPolicy', env) or LatentSAC(env) "
+                "(env can be an id such as 'Pendulum-v1')."
+            )
+        if env is not None:
+            env = maybe_make_env(env, verbose)  # type: ignore[arg-type]
+            self._check_spaces(env.observation_space, env.action_space)
+        if use_sde:
+            raise UserInputError("LatentSAC does not support gSDE (use_sde=True) yet: leave use_sde=False.")
+        if not kl_weight >= 0:
+            raise UserInputError(f"kl_weight must be >= 0, got {kl_weight}.")
+        if not _is_int(generator_train_freq) or generator_train_freq < 1:
+            raise UserInputError(f"generator_train_freq must be an integer >= 1, got {generator_train_freq!r}.")
+        if not _is_int(generator_warmup_steps) or generator_warmup_steps < 0:
+            raise UserInputError(f"generator_warmup_steps must be an integer >= 0, got {generator_warmup_steps!r}.")
+
+        super().__init__(
+            policy,  # type: ignore[arg-type]
+            env,  # type: ignore[arg-type]
+            learning_rate=learning_rate,
+            buffer_size=buffer_size,
+            learning_starts=learning_starts,
+            batch_size=batch_size,
+            tau=tau,
+            gamma=gamma,
+            train_freq=train_freq,
+            gradient_steps=gradient_steps,
+            action_noise=action_noise,
+            replay_buffer_class=replay_buffer_class,
+            replay_buffer_kwargs=replay_buffer_kwargs,
+            optimize_memory_usage=optimize_memory_usage,
+            n_steps=n_steps,
+            ent_coef=ent_coef,
+            target_update_interval=target_update_interval,
+            target_entropy=target_entropy,
+            use_sde=use_sde,
+            sde_sample_freq=sde_sample_freq,
+            use_sde_at_warmup=use_sde_at_warmup,
+            stats_window_size=stats_window_size,
+            tensorboard_log=tensorboard_log,
+            # A copy: loading a generator writes its shape into policy_kwargs, never into the caller's dict.
+            policy_kwargs=dict(policy_kwargs) if policy_kwargs is not None else None,
+            verbose=verbose,
+            seed=seed,
+            device=device,
+            _init_setup_model=False,
+        )
+        self.kl_weight = float(kl_weight)
+        self.generator_learning_rate = generator_learning_rate
+        self.generator_train_freq = generator_train_freq
+        self.generator_warmup_steps = generator_warmup_steps
+        self.train_generator = train_generator
+        self.actor_trains_generator = actor_trains_generator
+        self._action_generator_source = action_generator
+        self._generator_warmed_up = False
+        self._n_generator_updates = 0
+
+        if _init_setup_model:
+            self._setup_model()
+
+    @staticmethod
+    def _check_spaces(observation_space: spaces.Space, action_space: spaces.Space) -> None:
+        if not isinstance(action_space, spaces.Box):
+            raise UserInputError(
+                f"LatentSAC needs a continuous (Box) action space, got {action_space}. The latent codes are decoded into "
+                "continuous actions; for discrete actions use an algorithm such as DQN or PPO."
+            )
+        if not isinstance(observation_space, spaces.Box):
+            raise UserInputError(
+                f"LatentSAC needs a Box observation space (the action generator reads flat vectors), got {observation_space}. "
+                "Flatten dict observations with gymnasium.wrappers.FlattenObservation."
+            )
+
+    def _setup_model(self) -> None:
+        # A pretrained generator fixes the generator's shape: merge it into policy_kwargs before the policy is built.
+        pretrained = self._load_generator(self._action_generator_source) if self._action_generator_source is not None else None
+        if pretrained is not None:
+            pretrained.check_spaces(self.observation_space, self.action_space)
+            for key, value in generator_policy_kwargs(pretrained).items():
+                if key in self.policy_kwargs and self.policy_kwargs[key] != value:
+                    raise UserInputError(
+                        f"policy_kwargs[{key!r}]={self.policy_kwargs[key]!r} contradicts the given action generator "
+                        f"({key}={value!r}). Leave {key!r} out of policy_kwargs: the generator's architecture is used."
+                    )
+                self.policy_kwargs[key] = value
+
+        target_entropy_auto = self.target_entropy == "auto"
+        super()._setup_model()
+        if target_entropy_auto:
+            # The entropy is on the latent code: -latent_dim, as SAC's -action_dim.
+            self.target_entropy = float(-self.policy.latent_dim)
+
+        if pretrained is not None:
+            self.action_generator.load_state_dict(pretrained.state_dict())
+            self._generator_warmed_up = True
+            self._action_generator_source = None
+
+        self.generator_lr_schedule = (
+            self.lr_schedule if self.generator_learning_rate is None else FloatSchedule(self.generator_learning_rate)
+        )
+        self._setup_generator_optimizer()
+
+    def _setup_generator_optimizer(self) -> None:
+        # The generator has its own optimiser and learning rate (fused Adam: one kernel for all parameters).
+        generator_params = self.action_generator.parameters()
+        self.generator_optimizer = th.optim.Adam(generator_params, lr=self.generator_lr_schedule(1), fused=True)
+        # Parameter lists of the hot loop, built once.
+        self._actor_update_params: list[th.Tensor] = list(self.actor.parameters())
+        if self.actor_trains_generator:
+            self._actor_update_params += list(self.action_generator.decoder_net.parameters())
+        self._critic_params: list[th.Tensor] = list(self.critic.parameters())
+        self._critic_target_params: list[th.Tensor] = list(self.critic_target.parameters())
+
+    def _create_aliases(self) -> None:
+        super()._create_aliases()
+        self.action_generator = self.policy.action_generator
+
+    def _load_generator(self, source: ActionGenerator | str | pathlib.Path | io.BufferedIOBase) -> ActionGenerator:
+        if isinstance(source, ActionGenerator):
+            return source
+        return ActionGenerator.load(source, device=self.device)
+
+    def load_action_generator(self, path_or_generator: ActionGenerator | str | pathlib.Path | io.BufferedIOBase) -> None:
+        """
+        Replace this model's action generator by a saved one (or a module); its optimiser starts afresh.
+
+        :param path_or_generator: a file written by ``save_action_generator`` / ``ActionGenerator.save``, or a module
+        """
+        generator = self._load_generator(path_or_generator)
+        self.policy.set_action_generator(generator)
+        self.policy_kwargs.update(self.policy.generator_policy_kwargs())
+        self._create_aliases()
+        self._setup_generator_optimizer()
+        self._generator_warmed_up = True
+
+    def save_action_generator(self, path: str | pathlib.Path | io.BufferedIOBase) -> None:
+        """
+        Save the action generator alone (architecture and weights), to be loaded into another LatentSAC.
+
+        :param path: file path or file-like object
+        """
+        self.action_generator.save(path)
+
+    def train(self, gradient_steps: int, batch_size: int = 64) -> None:
+        # Switch to train mode (this affects batch norm / dropout)
+        self.policy.set_training_mode(True)
+        # Update optimizers learning rate
+        optimizers = [self.actor.optimizer, self.critic.optimizer]
+        if self.ent_coef_optimizer is not None:
+            optimizers += [self.ent_coef_optimizer]
+        self._update_learning_rate(optimizers)
+        generator_lr = self.generator_lr_schedule(self._current_progress_remaining)
+        update_learning_rate(self.generator_optimizer, generator_lr)
+        self.logger.record("train/generator_learning_rate", generator_lr)
+
+        assert self.replay_buffer is not None
+        generator = self.action_generator
+        log_2pi = 0.5 * generator.action_dim * math.log(2.0 * math.pi)
+        # First call: fit the generator to the random-exploration data before the latent policy relies on it.
+        n_warmup = 0
+        if self.train_generator and not self._generator_warmed_up:
+            n_warmup = self.generator_warmup_steps
+            self._generator_warmed_up = True
+        n_updates_before = self._n_updates
+        # Logged values stay on the device as tensors: one host transfer per train() call, none per step.
+        rl_stats: list[th.Tensor] = []
+        generator_stats: list[th.Tensor] = []
+
+        for step in range(n_warmup + gradient_steps):
+            replay_data = self.replay_buffer.sample(batch_size, env=self._vec_normalize_env)
+            gradient_step = step - n_warmup  # < 0 during the generator warm-up
+            observations, actions = replay_data.observations, replay_data.actions  # actions scaled to [-1, 1]
+            generator_obs = self.policy.generator_input(observations)
+
+            # ---------------- Action generator: maximise J = E_q[log g(a|s,z)] - beta KL(q(z|s,a) || p(z)) (Fig. 2)
+            update_generator = gradient_step < 0 or (n_updates_before + gradient_step) % self.generator_train_freq == 0
+            if self.train_generator and update_generator:
+                # z ~ q(z|s,a), reparameterised: z = mu_q + sigma_q * eps
+                z_mean, z_log_std = generator.encode(generator_obs, actions)
+                z_q = z_mean + z_log_std.exp() * th.randn_like(z_mean)
+                # -E_q[log g(a|s,z)]: Gaussian on the scaled action, tanh-bounded mean, learned state-independent
+                # log-std; finite at a = +-1 where a tanh-Gaussian's atanh(a) is not.
+                decoder_log_std = generator.decoder_log_std_clamped()
+                error = (actions - generator.decode(generator_obs, z_q)) * th.exp(-decoder_log_std)
+                reconstruction_loss = (0.5 * error.pow(2) + decoder_log_std).sum(dim=1).mean() + log_2pi
+                # KL(q(z|s,a) || p(z|s)) between diagonal Gaussians, summed over latent dims (p = N(0, I) by default)
+                prior_mean, prior_log_std = generator.prior_distribution(generator_obs)
+                kl_loss = (
+                    (
+                        prior_log_std
+                        - z_log_std
+                        + 0.5 * ((2.0 * z_log_std).exp() + (z_mean - prior_mean).pow(2)) * th.exp(-2.0 * prior_log_std)
+                        - 0.5
+                    )
+                    .sum(dim=1)
+                    .mean()
+                )
+                generator_loss = reconstruction_loss + self.kl_weight * kl_loss  # -J
+                self.generator_optimizer.zero_grad(set_to_none=True)
+                generator_loss.backward()
+                self.generator_optimizer.step()
+                generator_stats.append(th.stack([reconstruction_loss.detach(), kl_loss.detach()]))
+            if gradient_step < 0:
+                continue
+
+            # For n-step replay, discount factor is gamma**n_steps (when no early termination)
+            discounts = replay_data.discounts if replay_data.discounts is not None else self.gamma
+
+            # ---------------- Latent policy sample: z ~ pi(z|s) (reparameterised) and log pi(z|s)
+            latent_pi, log_prob = self.actor.action_log_prob(observations)
+            log_prob = log_prob.reshape(-1, 1)
+
+            # ---------------- Temperature: J(alpha) = E[-alpha (log pi(z|s) + target_entropy)], entropy on z
+            if self.ent_coef_optimizer is not None and self.log_ent_coef is not None:
+                ent_coef = th.exp(self.log_ent_coef.detach())
+                ent_coef_loss = -(self.log_ent_coef * (log_prob + self.target_entropy).detach()).mean()  # type: ignore[operator]
+                self.ent_coef_optimizer.zero_grad(set_to_none=True)
+                ent_coef_loss.backward()
+                self.ent_coef_optimizer.step()
+            else:
+                ent_coef = self.ent_coef_tensor
+                ent_coef_loss = th.zeros((), device=self.device)
+
+            # ---------------- Critic on the env action (Fig. 2, soft Bellman):
+            # y = r + gamma (1 - d) (min_i Q'_i(s', a') - alpha log pi(z'|s')),  z' ~ pi(z|s'),  a' = mean of g(a|s', z')
+            with th.no_grad():
+                next_latent, next_log_prob = self.actor.action_log_prob(replay_data.next_observations)
+                next_actions = generator.decode(self.policy.generator_input(replay_data.next_observations), next_latent)
+                next_q_values = th.cat(self.critic_target(replay_data.next_observations, next_actions), dim=1)
+                next_q_values, _ = th.min(next_q_values, dim=1, keepdim=True)
+                next_q_values = next_q_values - ent_coef * next_log_prob.reshape(-1, 1)
+                target_q_values = replay_data.rewards + (1 - replay_data.dones) * discounts * next_q_values
+            # 0.5 sum_i E[(Q_i(s, a) - y)^2], a = the replay buffer's env action
+            current_q_values = self.critic(observations, actions)
+            critic_loss = 0.5 * sum(F.mse_loss(current_q, target_q_values) for current_q in current_q_values)
+            assert isinstance(critic_loss, th.Tensor)
+            self.critic.optimizer.zero_grad(set_to_none=True)
+            critic_loss.backward()
+            self.critic.optimizer.step()
+
+            # ---------------- Latent policy: E[alpha log pi(z|s) - min_i Q_i(s, g(s, z))], z ~ pi(z|s) (Fig. 2)
+            # The gradient reaches Q through the decoder mean, but backward(inputs=...) only computes the latent
+            # policy's weight gradients: the critic and (by default) the decoder get none, and no time is spent on them.
+            actions_pi = generator.decode(generator_obs, latent_pi)
+            min_qf_pi, _ = th.min(th.cat(self.critic(observations, actions_pi), dim=1), dim=1, keepdim=True)
+            actor_loss = (ent_coef * log_prob - min_qf_pi).mean()
+            self.actor.optimizer.zero_grad(set_to_none=True)
+            if self.actor_trains_generator:
+                self.generator_optimizer.zero_grad(set_to_none=True)
+            actor_loss.backward(inputs=self._actor_update_params)
+            self.actor.optimizer.step()
+            if self.actor_trains_generator:
+                self.generator_optimizer.step()
+
+            # Update target networks: Q' <- tau Q + (1 - tau) Q' (same arithmetic as SB3's polyak_update, foreach)
+            if gradient_step % self.target_update_interval == 0:
+                with th.no_grad():
+                    th._foreach_mul_(self._critic_target_params, 1.0 - self.tau)
+                    th._foreach_add_(self._critic_target_params, self._critic_params, alpha=self.tau)
+
+            latent_entropy = -log_prob.detach().mean()  # H[pi(z|s)], estimated by -E[log pi(z|s)]
+            rl_stats.append(
+                th.stack(
+                    [critic_loss.detach(), actor_loss.detach(), ent_coef_loss.detach(), ent_coef.reshape(()), latent_entropy]
+                )
+            )
+
+        self._n_updates += gradient_steps
+        self._n_generator_updates += len(generator_stats)
+
+        # Diagnostic: std of the decoded action over several prior codes at a fixed state (0 = z is ignored).
+        with th.no_grad():
+            spread_obs = generator_obs[:SPREAD_STATES]
+            codes = generator.sample_prior(spread_obs, SPREAD_CODES).clamp(-self.actor.latent_bound, self.actor.latent_bound)
+            decoded = generator.decode(spread_obs.repeat(SPREAD_CODES, 1), codes.flatten(0, 1))
+            action_spread = decoded.reshape(SPREAD_CODES, spread_obs.shape[0], -1).std(dim=0).mean()
+            decoder_std = generator.decoder_log_std_clamped().exp().mean()
+
+        # The one host transfer of this call.
+        n_rl, n_generator = len(rl_stats) * len(RL_STATS), len(generator_stats) * len(GENERATOR_STATS)
+        flat = th.cat([*rl_stats, *generator_stats, th.stack([action_spread, decoder_std])]).cpu().numpy()
+        rl_values = flat[:n_rl].reshape(-1, len(RL_STATS))
+        generator_values = flat[n_rl : n_rl + n_generator].reshape(-1, len(GENERATOR_STATS))
+        self._check_finite(rl_values, generator_values, n_updates_before, n_warmup)
+
+        rl_means = rl_values.mean(axis=0)
+        self.logger.record("train/n_updates", self._n_updates, exclude="tensorboard")
+        self.logger.record("train/n_generator_updates", self._n_generator_updates, exclude="tensorboard")
+        self.logger.record("train/critic_loss", float(rl_means[0]))
+        self.logger.record("train/actor_loss", float(rl_means[1]))
+        if self.ent_coef_optimizer is not None:
+            self.logger.record("train/ent_coef_loss", float(rl_means[2]))
+        self.logger.record("train/ent_coef", float(rl_means[3]))
+        self.logger.record("train/latent_entropy", float(rl_means[4]))
+        if len(generator_values) > 0:
+            reconstruction, kl = generator_values[-gradient_steps:].mean(axis=0)  # warm-up rows excluded
+            self.logger.record("train/reconstruction_loss", float(reconstruction))
+            self.logger.record("train/kl_loss", float(kl))
+            self.logger.record("train/elbo", float(-(reconstruction + kl)))
+            self.logger.record("train/generator_loss", float(reconstruction + self.kl_weight * kl))
+        self.logger.record("train/action_spread_over_z", float(flat[-2]))
+        self.logger.record("train/decoder_std", float(flat[-1]))
+
+    def _check_finite(self, rl_values: np.ndarray, generator_values: np.ndarray, n_updates_before: int, n_warmup: int) -> None:
+        """Raise (before any callback can save the model) when a loss became NaN or infinite."""
+        for values, names, kind in ((generator_values, GENERATOR_STATS, "generator"), (rl_values, RL_STATS, "gradient")):
+            bad = ~np.isfinite(values)
+            if not bad.any():
+                continue
+            row, column = np.argwhere(bad)[0]
+            if kind == "generator":
+                where = (
+                    f"generator warm-up update {row + 1}/{n_warmup}"
+                    if row < n_warmup
+                    else f"generator update {self._n_generator_updates - len(values) + row + 1}"
+                )
+            else:
+                where = f"gradient step {n_updates_before + row + 1}"
+            raise ValueError(
+                f"LatentSAC: {names[column]} is {values[row, column]} at {where} (num_timesteps={self.num_timesteps}). "
+                "Training stopped before any callback could save this model, so the last saved model is intact. "
+                "Check the env for NaN/inf observations or rewards (VecCheckNan), normalise them (VecNormalize), "
+                "or lower learning_rate / generator_learning_rate / kl_weight."
+            )
+
+    def learn(
+        self: SelfLatentSAC,
+        total_timesteps: int,
+        callback: MaybeCallback = None,
+        log_interval: int = 4,
+        tb_log_name: str = "LatentSAC",
+        reset_num_timesteps: bool = True,
+        progress_bar: bool = False,
+    ) -> SelfLatentSAC:
+        return super().learn(
+            total_timesteps=total_timesteps,
+            callback=callback,
+            log_interval=log_interval,
+            tb_log_name=tb_log_name,
+            reset_num_timesteps=reset_num_timesteps,
+            progress_bar=progress_bar,
+        )
+
+    def _excluded_save_params(self) -> list[str]:
+        return [
+            *super()._excluded_save_params(),
+            "action_generator",
+            "_action_generator_source",
+            "_actor_update_params",
+            "_critic_params",
+            "_critic_target_params",
+        ]
+
+    def _get_torch_save_params(self) -> tuple[list[str], list[str]]:
+        state_dicts, saved_pytorch_variables = super()._get_torch_save_params()
+        return [*state_dicts, "generator_optimizer"], saved_pytorch_variables
+
+
+def _is_int(value: Any) -> bool:
+    return isinstance(value, (int, np.integer)) and not isinstance(value, bool)

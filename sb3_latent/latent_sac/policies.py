@@ -1,0 +1,255 @@
+"""Latent policy, critic and action generator of Latent SAC.
+
+The latent policy pi(z|s) is SB3's squashed Gaussian SAC actor whose "action space" is the latent box
+``[-latent_bound, latent_bound]^latent_dim``. The critic is SB3's ``ContinuousCritic`` on the *env*
+action (PLAS-style Q(s, a)). Acting is ancestral sampling (poster, Figure 3): z ~ pi(z|s), then
+a ~ g(a|s,z); in deterministic mode both means are used.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import numpy as np
+import torch as th
+from gymnasium import spaces
+from stable_baselines3.common.preprocessing import get_action_dim, preprocess_obs
+from stable_baselines3.common.torch_layers import BaseFeaturesExtractor, FlattenExtractor
+from stable_baselines3.common.type_aliases import PyTorchObs, Schedule
+from stable_baselines3.sac.policies import Actor, SACPolicy
+from torch import nn
+
+from sb3_latent.common.action_generator import ActionGenerator
+from sb3_latent.errors import UserInputError
+
+
+class LatentActor(Actor):
+    """
+    Latent policy pi(z|s): SB3's SAC actor (squashed Gaussian) scaled to ``[-latent_bound, latent_bound]``.
+
+    Keeping z within about +-2 (as PLAS does) stops the actor from querying the decoder far from where
+    it was trained. ``action_space`` here is the unit latent box ``Box(-1, 1, (latent_dim,))``.
+
+    :param latent_bound: Half-width of the latent box the codes are squashed into
+    :param kwargs: Arguments of :class:`stable_baselines3.sac.policies.Actor`
+    """
+
+    def __init__(self, *args: Any, latent_bound: float = 2.0, **kwargs: Any):
+        super().__init__(*args, **kwargs)
+        self.latent_bound = float(latent_bound)
+        # log|dz/du| of the scaling z = latent_bound * tanh(u), one term per latent dimension
+        self._log_bound = get_action_dim(self.action_space) * math.log(self.latent_bound)
+
+    def _get_constructor_parameters(self) -> dict[str, Any]:
+        data = super()._get_constructor_parameters()
+        data.update(latent_bound=self.latent_bound)
+        return data
+
+    def forward(self, obs: PyTorchObs, deterministic: bool = False) -> th.Tensor:
+        return self.latent_bound * super().forward(obs, deterministic)
+
+    def action_log_prob(self, obs: PyTorchObs) -> tuple[th.Tensor, th.Tensor]:
+        """Sample z ~ pi(z|s) (reparameterised) and return it with log pi(z|s)."""
+        unit_latent, log_prob = super().action_log_prob(obs)
+        return self.latent_bound * unit_latent, log_prob - self._log_bound
+
+
+class LatentSACPolicy(SACPolicy):
+    """
+    Policy of Latent SAC: latent policy pi(z|s), twin critic Q(s, a) and its target, action generator.
+
+    :param observation_space: Observation space (a ``Box``)
+    :param action_space: Action space (a ``Box``)
+    :param lr_schedule: Learning rate schedule of the actor and the critic
+    :param net_arch: Hidden layers of the latent policy and the critic (as in SAC)
+    :param activation_fn: Activation function of the latent policy and the critic
+    :param use_sde: Must stay False (gSDE in latent space is not supported)
+    :param log_std_init: Initial log-std (gSDE only, kept for SAC compatibility)
+    :param use_expln: gSDE only, kept for SAC compatibility
+    :param clip_mean: gSDE only, kept for SAC compatibility
+    :param features_extractor_class: Features extractor of the latent policy and the critic
+    :param features_extractor_kwargs: Keyword arguments of the features extractor
+    :param normalize_images: Whether to divide image observations by 255
+    :param optimizer_class: Optimiser of the latent policy and the critic
+    :param optimizer_kwargs: Keyword arguments of that optimiser (default ``{"fused": True}`` for Adam)
+    :param n_critics: Number of critics
+    :param share_features_extractor: Whether the latent policy and the critic share the features extractor
+    :param latent_dim: Dimension of the latent code z (default: the action dimension)
+    :param latent_bound: Codes are squashed into ``[-latent_bound, latent_bound]`` (PLAS uses 2)
+    :param generator_net_arch: Hidden layers of the encoder, decoder and learned prior (default ``[64, 64]``)
+    :param generator_activation_fn: Activation function of the generator networks
+    :param prior: ``"standard"`` (p(z) = N(0, I)) or ``"learned"`` (p(z|s))
+    :param decoder: ``"residual"`` (support-preserving, default) or ``"mlp"`` (plain CVAE decoder)
+    :param latent_gain: Slope of the identity part of the residual decoder
+    :param residual_bound: Bound on the learned part of the residual decoder's pre-tanh mean
+    """
+
+    actor: LatentActor
+    action_generator: ActionGenerator
+
+    def __init__(
+        self,
+        observation_space: spaces.Space,
+        action_space: spaces.Box,
+        lr_schedule: Schedule,
+        net_arch: list[int] | dict[str, list[int]] | None = None,
+        activation_fn: type[nn.Module] = nn.ReLU,
+        use_sde: bool = False,
+        log_std_init: float = -3,
+        use_expln: bool = False,
+        clip_mean: float = 2.0,
+        features_extractor_class: type[BaseFeaturesExtractor] = FlattenExtractor,
+        features_extractor_kwargs: dict[str, Any] | None = None,
+        normalize_images: bool = True,
+        optimizer_class: type[th.optim.Optimizer] = th.optim.Adam,
+        optimizer_kwargs: dict[str, Any] | None = None,
+        n_critics: int = 2,
+        share_features_extractor: bool = False,
+        latent_dim: int | None = None,
+        latent_bound: float = 2.0,
+        generator_net_arch: list[int] | None = None,
+        generator_activation_fn: type[nn.Module] = nn.ReLU,
+        prior: str = "standard",
+        decoder: str = "residual",
+        latent_gain: float = 1.5,
+        residual_bound: float = 0.5,
+    ):
+        if not isinstance(observation_space, spaces.Box):
+            raise UserInputError(
+                f"LatentSAC needs a Box observation space (the action generator reads flat vectors), got {observation_space}. "
+                "Flatten dict observations with gymnasium.wrappers.FlattenObservation."
+            )
+        if not isinstance(action_space, spaces.Box):
+            raise UserInputError(f"LatentSAC needs a continuous (Box) action space, got {action_space}.")
+        if use_sde:
+            raise UserInputError("LatentSAC does not support gSDE (use_sde=True) yet: leave use_sde=False.")
+        action_dim = get_action_dim(action_space)
+        if latent_dim is None:
+            latent_dim = action_dim
+        if isinstance(latent_dim, bool) or not isinstance(latent_dim, (int, np.integer)) or latent_dim <= 0:
+            raise UserInputError(
+                f"latent_dim must be a positive integer, got {latent_dim!r}. "
+                "Pass e.g. policy_kwargs=dict(latent_dim=6), or leave it out to use the action dimension."
+            )
+        if latent_bound <= 0:
+            raise UserInputError(f"latent_bound must be > 0, got {latent_bound}.")
+        # Attributes read by make_actor() and _build(), which SACPolicy.__init__ calls.
+        self.latent_dim = int(latent_dim)
+        self.latent_bound = float(latent_bound)
+        self.latent_space = spaces.Box(-1.0, 1.0, (self.latent_dim,), dtype=np.float32)
+        self.generator_kwargs: dict[str, Any] = dict(
+            latent_dim=self.latent_dim,
+            net_arch=list(generator_net_arch) if generator_net_arch is not None else [64, 64],
+            activation_fn=generator_activation_fn,
+            prior=prior,
+            decoder=decoder,
+            latent_gain=latent_gain,
+            residual_bound=residual_bound,
+        )
+        if optimizer_kwargs is None:
+            # Fused Adam: one kernel for all parameters instead of several per parameter (~10% of an update on CPU)
+            optimizer_kwargs = {"fused": True} if optimizer_class is th.optim.Adam else {}
+        super().__init__(
+            observation_space,
+            action_space,
+            lr_schedule,
+            net_arch=net_arch,
+            activation_fn=activation_fn,
+            use_sde=use_sde,
+            log_std_init=log_std_init,
+            use_expln=use_expln,
+            clip_mean=clip_mean,
+            features_extractor_class=features_extractor_class,
+            features_extractor_kwargs=features_extractor_kwargs,
+            normalize_images=normalize_images,
+            optimizer_class=optimizer_class,
+            optimizer_kwargs=optimizer_kwargs,
+            n_critics=n_critics,
+            share_features_extractor=share_features_extractor,
+        )
+
+    def _build(self, lr_schedule: Schedule) -> None:
+        super()._build(lr_schedule)
+        # The generator's optimiser belongs to the algorithm (its own learning rate), see LatentSAC._setup_model().
+        self.action_generator = self.make_action_generator()
+
+    def make_actor(self, features_extractor: BaseFeaturesExtractor | None = None) -> LatentActor:
+        actor_kwargs = self._update_features_extractor(self.actor_kwargs, features_extractor)
+        actor_kwargs["action_space"] = self.latent_space
+        return LatentActor(**actor_kwargs, latent_bound=self.latent_bound).to(self.device)
+
+    def make_action_generator(self) -> ActionGenerator:
+        assert self.observation_space.shape is not None
+        return ActionGenerator(self.observation_space.shape, get_action_dim(self.action_space), **self.generator_kwargs).to(
+            self.device
+        )
+
+    def set_action_generator(self, generator: ActionGenerator) -> None:
+        """Replace the generator (shapes checked); its architecture becomes this policy's."""
+        generator.check_spaces(self.observation_space, self.action_space)
+        if generator.latent_dim != self.latent_dim:
+            raise UserInputError(
+                f"The action generator has latent_dim={generator.latent_dim} but this model's latent policy emits "
+                f"latent_dim={self.latent_dim} codes. Build the model with policy_kwargs=dict(latent_dim="
+                f"{generator.latent_dim}) or pass the generator as LatentSAC(..., action_generator=...)."
+            )
+        architecture = generator.architecture()
+        self.generator_kwargs = dict(
+            latent_dim=architecture["latent_dim"],
+            net_arch=architecture["net_arch"],
+            activation_fn=generator.activation_fn,
+            prior=architecture["prior"],
+            decoder=architecture["decoder"],
+            latent_gain=architecture["latent_gain"],
+            residual_bound=architecture["residual_bound"],
+        )
+        self.action_generator = generator.to(self.device)
+
+    def generator_policy_kwargs(self) -> dict[str, Any]:
+        """The generator's shape as ``policy_kwargs`` entries (what save/load needs to rebuild it)."""
+        kwargs = dict(self.generator_kwargs)
+        return dict(
+            latent_dim=kwargs["latent_dim"],
+            generator_net_arch=kwargs["net_arch"],
+            generator_activation_fn=kwargs["activation_fn"],
+            prior=kwargs["prior"],
+            decoder=kwargs["decoder"],
+            latent_gain=kwargs["latent_gain"],
+            residual_bound=kwargs["residual_bound"],
+        )
+
+    def _get_constructor_parameters(self) -> dict[str, Any]:
+        data = super()._get_constructor_parameters()
+        data.update(latent_bound=self.latent_bound, **self.generator_policy_kwargs())
+        return data
+
+    def generator_input(self, obs: PyTorchObs) -> th.Tensor:
+        """Observations as the generator reads them: preprocessed (images / 255) and flattened."""
+        assert isinstance(obs, th.Tensor)
+        return preprocess_obs(obs, self.observation_space, self.normalize_images).flatten(1)  # type: ignore[union-attr]
+
+    def _predict(self, observation: PyTorchObs, deterministic: bool = False) -> th.Tensor:
+        # Ancestral sampling (poster, Figure 3): z ~ pi(z|s), then a ~ g(a|s,z); means when deterministic.
+        latent = self.actor(observation, deterministic)
+        return self.action_generator.sample_actions(self.generator_input(observation), latent, deterministic)
+
+    def set_training_mode(self, mode: bool) -> None:
+        super().set_training_mode(mode)
+        self.action_generator.train(mode)
+
+
+def generator_policy_kwargs(generator: ActionGenerator) -> dict[str, Any]:
+    """The ``policy_kwargs`` entries of ``LatentSACPolicy`` that rebuild ``generator``'s architecture."""
+    return dict(
+        latent_dim=generator.latent_dim,
+        generator_net_arch=list(generator.net_arch),
+        generator_activation_fn=generator.activation_fn,
+        prior=generator.prior,
+        decoder=generator.decoder,
+        latent_gain=generator.latent_gain,
+        residual_bound=generator.residual_bound,
+    )
+
+
+MlpPolicy = LatentSACPolicy
