@@ -293,10 +293,22 @@ def test_zoo_trained_agent_finetunes_past_its_warmup(zoo_run, tmp_path):
     target_zip = tmp_path / "sac" / f"{TARGET}_1" / f"{TARGET}.zip"
     # _n_updates is not reset by -i: gradient steps ran on the target only if it grew past the source's.
     assert n_updates(target_zip) > n_updates(source_zip)
-    # What docs/transfer.md says of -i: it reloads the saved buffer as is (source rewards), and looks for
-    # VecNormalize statistics under the target env's name, so it does not find the source's.
+    # rl-zoo3's -i reloads the saved buffer as is (source rewards); our start-up hook relabels it to the target
+    # task. It still looks for VecNormalize statistics under the target env's name, so it does not find the source's.
     assert "Loading replay buffer" in result.stdout
+    assert f"Relabelled the replay buffer from HalfCheetah-v4 to {TARGET} rewards" in result.stdout
     assert "Loading saved VecNormalize stats" not in result.stdout
+
+
+def test_zoo_trained_agent_refuses_a_buffer_it_cannot_relabel(zoo_run, tmp_path):
+    source_zip = zoo_run / "HalfCheetah-v4.zip"
+    command = f"-m rl_zoo3.train --algo sac --env HalfCheetahTask-v4 --env-kwargs target_speed:1.0 -i {source_zip} -n 10"
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONWARNINGS": "ignore::DeprecationWarning"}
+    result = subprocess.run(
+        [sys.executable, *shlex.split(f"{command} -f {tmp_path} --eval-freq -1")], capture_output=True, text=True, env=env
+    )
+    assert result.returncode != 0
+    assert "keep_buffer=False" in result.stderr and "Traceback" not in result.stderr
 
 
 def test_cli_writes_a_zoo_style_run(zoo_run, tmp_path):

@@ -39,6 +39,7 @@ from stable_baselines3.common.buffers import ReplayBuffer
 from stable_baselines3.common.env_util import make_vec_env
 from stable_baselines3.common.noise import ActionNoise
 from stable_baselines3.common.off_policy_algorithm import OffPolicyAlgorithm
+from stable_baselines3.common.preprocessing import get_action_dim
 from stable_baselines3.common.save_util import load_from_zip_file
 from stable_baselines3.common.vec_env import VecEnv, VecNormalize, is_vecenv_wrapped
 from stable_baselines3.her.her_replay_buffer import HerReplayBuffer
@@ -302,6 +303,24 @@ def relabel_replay_buffer(
         actions = low + 0.5 * (actions + 1.0) * (high - low)
     rewards = relabel_rewards(source, target, buffer.rewards[:n_stored].reshape(-1), actions)
     buffer.rewards[:n_stored] = rewards.reshape(n_stored, buffer.n_envs)
+
+
+def relabel_buffer_for_target(
+    model: OffPolicyAlgorithm, source: str | Path, target_id: str, target_kwargs: dict[str, Any] | None = None
+) -> None:
+    """Relabel, for rl-zoo3's ``-i``, the replay buffer it reloaded from the source run, when the task changed.
+
+    Continued training on the same task, or a source run that does not name its task, is left as rl-zoo3 has it.
+    """
+    run = load_source_run(source)
+    target_kwargs = dict(target_kwargs or {})
+    if run.env_id is None or (run.env_id, run.env_kwargs) == (target_id, target_kwargs):
+        return
+    if model.replay_buffer is None:
+        return
+    source_task, target_task = _relabelling_tasks(run, target_id, target_kwargs, get_action_dim(model.action_space))
+    relabel_replay_buffer(model.replay_buffer, source_task, target_task, model.action_space)
+    print(f"Relabelled the replay buffer from {run.env_id} to {target_id} rewards")
 
 
 def _keep_replay_buffer(
