@@ -21,7 +21,7 @@ from typing import Any
 
 # module that finished loading -> "module:function" that patches it (called with the module).
 POST_IMPORT_PATCHES = {
-    "gymnasium": "sb3_latent.envs:register_envs_hook",
+    "gymnasium": "sb3_latent.envs.registration:register_envs_hook",
     "rl_zoo3.utils": "sb3_latent.zoo:patch_utils",
     "rl_zoo3.hyperparams_opt": "sb3_latent.zoo:patch_hyperparams_opt",
     "rl_zoo3.exp_manager": "sb3_latent.zoo:patch_exp_manager",

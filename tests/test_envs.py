@@ -82,6 +82,13 @@ def test_ids_resolve_in_a_fresh_interpreter_that_never_imports_us():
     assert result.stdout.strip() == "HalfCheetahBackward-v5"
 
 
+def test_ids_resolve_when_our_envs_module_imports_gymnasium_first():
+    # Importing sb3_latent.envs imports gymnasium, whose start-up hook then registers from inside that import.
+    code = "import sb3_latent.envs; import gymnasium as gym; gym.make('HalfCheetahTask-v5', target_speed=1.0)"
+    result = subprocess.run([sys.executable, "-W", "error", "-c", code], capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr
+
+
 def test_ids_resolve_in_subproc_vec_env_workers():
     # SubprocVecEnv starts its workers with forkserver: they import nothing of ours unless the hook does.
     vec_env = make_vec_env("HalfCheetahBackward-v4", n_envs=2, vec_env_cls=SubprocVecEnv)

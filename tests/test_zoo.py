@@ -137,7 +137,9 @@ def test_latent_sac_zoo_train_enjoy_and_continue(zoo_env, tmp_path):
 
 def test_latent_sac_zoo_optimize(zoo_env, tmp_path):
     command = "-m rl_zoo3.train --algo latent_sac --env Pendulum-v1 -optimize --n-trials 1 -n 300 --n-evaluations 1"
-    result = run(f"{command} --eval-episodes 1 --sampler random --pruner none -f . -params learning_starts:200", zoo_env, tmp_path)
+    result = run(
+        f"{command} --eval-episodes 1 --sampler random --pruner none -f . -params learning_starts:200", zoo_env, tmp_path
+    )
     assert "Best is trial 0" in result.stderr
 
 

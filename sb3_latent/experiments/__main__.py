@@ -1,0 +1,120 @@
+"""``python -m sb3_latent.experiments <name>``: regenerate one of the poster's figures. See docs/experiments.md."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from sb3_latent.experiments.specs import BUDGETS, EXPERIMENTS
+
+
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}") from None
+    if value <= 0:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {value}")
+    return value
+
+
+def make_parser() -> argparse.ArgumentParser:
+    experiments = "\n".join(f"  {name:<16} {e.figure}: {e.title}" for name, e in EXPERIMENTS.items())
+    budgets = "\n".join(f"  {name:<8} {b.description}" for name, b in BUDGETS.items())
+    parser = argparse.ArgumentParser(
+        prog="python -m sb3_latent.experiments",
+        description="Train the runs of one of the poster's experiments (resumable), then draw its figure and tables.",
+        epilog=f"experiments:\n{experiments}\n\nbudgets:\n{budgets}\n\nSee docs/experiments.md.",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument("name", choices=list(EXPERIMENTS), metavar="name", help=f"experiment: {', '.join(EXPERIMENTS)}")
+    parser.add_argument("--budget", choices=list(BUDGETS), default="quick", help="training budget (default: quick)")
+    parser.add_argument("--seeds", type=_positive_int, default=None, help="number of seeds (default: the budget's)")
+    parser.add_argument("--backend", choices=("local", "ray"), default="local", help="local process pool or Ray tasks")
+    parser.add_argument("--address", default=None, help="Ray cluster address (auto, ray://host:10001; 'local' starts one)")
+    parser.add_argument(
+        "--workers",
+        type=_positive_int,
+        default=None,
+        help="runs in parallel (local default: 2; ray default: as the cluster allows)",
+    )
+    parser.add_argument("-f", "--folder", default="results", help="results root: <folder>/<name>/ (default: results)")
+    parser.add_argument("--conditions", nargs="+", default=None, help="only these conditions (and the ones they start from)")
+    parser.add_argument(
+        "--timesteps", type=_positive_int, default=None, help="steps per run instead of the budget's (extends finished runs)"
+    )
+    parser.add_argument(
+        "--threshold", type=float, default=None, help="return for 'steps to threshold' (default: the budget's)"
+    )
+    parser.add_argument("--plot-only", action="store_true", help="do not train: redraw figure and tables from what exists")
+    parser.add_argument("--no-progress", action="store_true", help="no progress bar (one line per run instead)")
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = make_parser()
+    args = parser.parse_args(argv)
+    experiment = EXPERIMENTS[args.name]
+    budget = BUDGETS[args.budget]
+    known = [condition.name for condition in experiment.conditions]
+    unknown = [name for name in args.conditions or [] if name not in known]
+    if unknown:
+        parser.error(f"{args.name} has no condition {', '.join(map(repr, unknown))}; choose from {', '.join(known)}")
+    if args.address is not None and args.backend != "ray":
+        parser.error("--address is for --backend ray")
+
+    # Heavy imports (torch, rl-zoo3) only once the command line is valid.
+    from sb3_latent.errors import UserInputError
+    from sb3_latent.experiments.backends import execute, make_backend
+    from sb3_latent.experiments.plan import experiment_dir, pending_conditions, plan_runs
+    from sb3_latent.experiments.report import write_report
+
+    seeds = args.seeds or budget.seeds
+    n_timesteps = args.timesteps or budget.n_timesteps
+    threshold = budget.threshold if args.threshold is None else args.threshold
+    conditions = experiment.with_sources(args.conditions) if args.conditions else list(experiment.conditions)
+    # Checked for every condition: the figure shows every condition of the experiment that has runs.
+    pending = pending_conditions(experiment, list(experiment.conditions))
+    runnable = [condition for condition in conditions if condition.name not in pending]
+    specs = plan_runs(experiment, budget, seeds, args.folder, runnable, args.timesteps)
+    out = experiment_dir(args.folder, experiment)
+    print(
+        f"{experiment.name} ({experiment.figure}), budget {budget.name}: {len(runnable)} conditions x {seeds} seeds = "
+        f"{len(specs)} runs of {n_timesteps:,} steps -> {out}"
+    )
+    requested_pending = {condition.name: pending[condition.name] for condition in conditions if condition.name in pending}
+    for name, reason in requested_pending.items():
+        print(f"pending   {name}: {reason}")
+
+    results = {}
+    if not args.plot_only:
+        try:
+            results = execute(
+                specs, lambda: make_backend(args.backend, args.workers, args.address), show_progress=not args.no_progress
+            )
+        except UserInputError as error:
+            print(f"error: {error}", file=sys.stderr)
+            return 2
+        except KeyboardInterrupt:
+            print("\ninterrupted: run the same command again to resume each run from its last checkpoint.", file=sys.stderr)
+            return 130
+
+    paths = write_report(
+        args.folder, experiment, list(experiment.conditions), seeds, n_timesteps, threshold, budget.name, pending
+    )
+    print(paths["summary_md"].read_text())
+    for label, path in paths.items():
+        print(f"{label:<12} {path}")
+    failed = {key: result for key, result in results.items() if result.status == "failed"}
+    for key, result in failed.items():
+        print(f"failed    {key}: {result.message} (see {out / 'runs' / key / 'error.txt'})", file=sys.stderr)
+    counts = {status: sum(r.status == status for r in results.values()) for status in ("done", "skipped", "failed")}
+    print(
+        f"runs: {counts['done']} trained, {counts['skipped']} already finished, {counts['failed']} failed, "
+        f"{len(requested_pending)} conditions pending"
+    )
+    return 1 if failed or requested_pending else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,369 @@
+"""The poster's experiments as configuration (SBX style): an experiment is a list of conditions.
+
+A :class:`Condition` is an algorithm, an env id and hyperparameter overrides on top of the zoo YAML
+(``hyperparams/<algo>.yml``, or rl-zoo3's own), with optional env kwargs and an optional
+:class:`Source`: the run of another condition (same seed) whose saved model initialises this one
+through a named transfer hook (:mod:`sb3_latent.experiments.transfers`). Nothing here imports an
+algorithm: algorithms are zoo names and transfers are hook names, resolved when a run starts, so an
+experiment can be declared before the code it needs exists (its conditions are then *pending*).
+
+A :class:`Budget` says how long each run trains and how it is evaluated; it may lower some
+hyperparameters so that short runs still learn (``smoke``, ``quick``). The order of precedence is
+YAML < budget < condition.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+# Algorithms that learn from a replay buffer (budget overrides such as learning_starts apply to them).
+OFF_POLICY_ALGOS = frozenset({"sac", "td3", "ddpg", "tqc", "crossq", "latent_sac"})
+
+
+@dataclass(frozen=True)
+class MergeDict:
+    """A hyperparameter override merged into the YAML's dict instead of replacing it.
+
+    rl-zoo3's ``-params policy_kwargs:...`` replaces the whole entry; ``MergeDict(net_arch=[16])`` keeps the
+    YAML's other policy kwargs (``log_std_init``, ``latent_dim``, ...) and only sets ``net_arch``.
+    """
+
+    items: tuple[tuple[str, Any], ...]
+
+    def __init__(self, **items: Any) -> None:
+        object.__setattr__(self, "items", tuple(sorted(items.items())))
+
+    def as_dict(self) -> dict[str, Any]:
+        return dict(self.items)
+
+    def __repr__(self) -> str:
+        return "MergeDict(" + ", ".join(f"{key}={value!r}" for key, value in self.items) + ")"
+
+
+@dataclass(frozen=True)
+class TargetEntropyScale:
+    """``target_entropy`` as a multiple of the algorithm's default, resolved when the run starts.
+
+    The default is ``-dim``: the action dimension for SAC (6 on HalfCheetah), the latent dimension for
+    LatentSAC (``policy_kwargs["latent_dim"]``, itself the action dimension unless the YAML says otherwise).
+    So ``TargetEntropyScale(2.0)`` is -12 for SAC on HalfCheetah.
+    """
+
+    factor: float
+
+
+@dataclass(frozen=True)
+class Source:
+    """This condition starts from the run of ``condition`` with the same seed, through the transfer hook ``transfer``.
+
+    :param condition: name of the source condition, in the same experiment
+    :param transfer: name of a hook in :data:`sb3_latent.experiments.transfers.TRANSFERS`
+    :param kwargs: keyword arguments for the hook (e.g. the options of ``sb3_latent.transfer.finetune``)
+    """
+
+    condition: str
+    transfer: str
+    kwargs: tuple[tuple[str, Any], ...] = ()
+
+
+@dataclass(frozen=True)
+class Condition:
+    """One line of a figure: an algorithm on a task with hyperparameter overrides, trained over several seeds.
+
+    :param name: short name, used as folder name (``runs/<name>/seed<k>``) and in ``--conditions``
+    :param algo: rl-zoo3 algorithm name (``sac``, ``td3``, ``latent_sac``, ...)
+    :param env_id: gymnasium id
+    :param hyperparams: overrides of the YAML entry (values as in the YAML, or :class:`MergeDict`,
+        :class:`TargetEntropyScale`)
+    :param env_kwargs: keyword arguments of the env (train and eval)
+    :param source: the run this one starts from, if any
+    :param label: legend label (default: ``name``)
+    :param requires: extra ``"module:attribute"`` this condition needs; missing ones make it pending
+    """
+
+    name: str
+    algo: str
+    env_id: str
+    hyperparams: dict[str, Any] = field(default_factory=dict)
+    env_kwargs: dict[str, Any] = field(default_factory=dict)
+    source: Source | None = None
+    label: str | None = None
+    requires: tuple[str, ...] = ()
+
+    @property
+    def display_name(self) -> str:
+        return self.label or self.name
+
+
+@dataclass(frozen=True)
+class Panel:
+    """One subplot of a figure: the conditions drawn together, on the same task."""
+
+    title: str
+    conditions: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class Experiment:
+    """A figure of the poster: its conditions and how they are drawn."""
+
+    name: str
+    title: str
+    figure: str
+    conditions: tuple[Condition, ...]
+    panels: tuple[Panel, ...]
+
+    def condition(self, name: str) -> Condition:
+        for condition in self.conditions:
+            if condition.name == name:
+                return condition
+        raise KeyError(f"{self.name} has no condition {name!r}; it has {', '.join(c.name for c in self.conditions)}.")
+
+    def with_sources(self, names: list[str]) -> list[Condition]:
+        """The named conditions and, before them, every condition they start from (in declaration order)."""
+        wanted: set[str] = set()
+        todo = list(names)
+        while todo:
+            condition = self.condition(todo.pop())
+            if condition.name not in wanted:
+                wanted.add(condition.name)
+                if condition.source is not None:
+                    todo.append(condition.source.condition)
+        return [condition for condition in self.conditions if condition.name in wanted]
+
+
+@dataclass(frozen=True)
+class Budget:
+    """How long each run trains and how it is evaluated.
+
+    :param name: ``smoke``, ``quick`` or ``paper``
+    :param n_timesteps: env steps per run (for a transfer run: on the target task, after the source's)
+    :param eval_freq: evaluate every this many env steps (and at step 0)
+    :param n_eval_episodes: episodes per evaluation, deterministic policy, separate env
+    :param checkpoint_freq: save model, replay buffer and VecNormalize statistics every this many steps
+    :param seeds: default number of seeds (``--seeds`` overrides)
+    :param threshold: return for the "steps to threshold" column of the summary table
+    :param off_policy: overrides for replay-buffer algorithms
+    :param on_policy: overrides for the others (PPO)
+    :param per_algo: extra overrides for one algorithm
+    :param env_kwargs: env kwargs for every run (``smoke`` shortens episodes)
+    :param description: one line for the docs and ``--help``
+    """
+
+    name: str
+    n_timesteps: int
+    eval_freq: int
+    n_eval_episodes: int
+    checkpoint_freq: int
+    seeds: int
+    threshold: float
+    off_policy: dict[str, Any] = field(default_factory=dict)
+    on_policy: dict[str, Any] = field(default_factory=dict)
+    per_algo: dict[str, dict[str, Any]] = field(default_factory=dict)
+    env_kwargs: dict[str, Any] = field(default_factory=dict)
+    description: str = ""
+
+    def hyperparams(self, algo: str) -> dict[str, Any]:
+        base = self.off_policy if algo in OFF_POLICY_ALGOS else self.on_policy
+        return {**base, **self.per_algo.get(algo, {})}
+
+
+BUDGETS: dict[str, Budget] = {
+    "smoke": Budget(
+        name="smoke",
+        n_timesteps=400,
+        eval_freq=200,
+        n_eval_episodes=2,
+        checkpoint_freq=200,
+        seeds=2,
+        threshold=0.0,
+        # Tiny networks, learning from step 100, 100-step episodes: seconds per run, every code path runs.
+        off_policy={"learning_starts": 100, "batch_size": 32, "policy_kwargs": MergeDict(net_arch=[16])},
+        on_policy={"n_steps": 64, "batch_size": 32, "n_epochs": 2, "policy_kwargs": MergeDict(net_arch=[16])},
+        per_algo={
+            "latent_sac": {
+                "generator_warmup_steps": 10,
+                "policy_kwargs": MergeDict(net_arch=[16], generator_net_arch=[16]),
+            }
+        },
+        env_kwargs={"max_episode_steps": 100},
+        description="seconds per run: 400 steps, tiny networks, 100-step episodes (tests)",
+    ),
+    "quick": Budget(
+        name="quick",
+        n_timesteps=30_000,
+        eval_freq=2_500,
+        n_eval_episodes=5,
+        checkpoint_freq=5_000,
+        seeds=3,
+        threshold=1_000.0,
+        # The YAMLs' 10k random warm-up steps would be a third of the run: start learning at 5k.
+        off_policy={"learning_starts": 5_000},
+        description="hours on a 2-core CPU: 30k steps, learning from 5k, 5-episode evaluation every 2.5k, 3 seeds",
+    ),
+    "paper": Budget(
+        name="paper",
+        n_timesteps=1_000_000,
+        eval_freq=10_000,
+        n_eval_episodes=5,
+        checkpoint_freq=50_000,
+        seeds=5,
+        threshold=5_000.0,
+        description="the poster's protocol: 1M steps with the zoo's tuned hyperparameters unchanged, 5 seeds",
+    ),
+}
+
+FORWARD = "HalfCheetah-v4"
+BACKWARD = "HalfCheetahBackward-v4"
+# Conditions that need LatentSAC, registered with rl-zoo3 as latent_sac with hyperparams/latent_sac.yml.
+LATENT_SAC = "latent_sac"
+
+
+def _baselines() -> Experiment:
+    algos = (("sac", "SAC"), ("td3", "TD3"), ("ddpg", "DDPG"), ("ppo", "PPO"), ("tqc", "TQC"), (LATENT_SAC, "LatentSAC"))
+    conditions = tuple(Condition(name, name, FORWARD, label=label) for name, label in algos)
+    return Experiment(
+        name="baselines",
+        title="Deep RL algorithms on HalfCheetah-v4",
+        figure="Figure 7",
+        conditions=conditions,
+        panels=(Panel(f"{FORWARD} (base task)", tuple(c.name for c in conditions)),),
+    )
+
+
+def _naive_transfer() -> Experiment:
+    conditions = (
+        Condition("scratch", "sac", BACKWARD, label="SAC from scratch"),
+        Condition("pretrain-forward", "sac", FORWARD, label="SAC on the base task (source)"),
+        Condition(
+            "finetuned",
+            "sac",
+            BACKWARD,
+            source=Source("pretrain-forward", "finetune"),
+            label="SAC pretrained forward, fine-tuned",
+        ),
+    )
+    return Experiment(
+        name="naive-transfer",
+        title="Naive transfer: fine-tuning a forward-running SAC policy on the backward task",
+        figure="Figure 4",
+        conditions=conditions,
+        panels=(
+            Panel(f"{BACKWARD} (target task)", ("scratch", "finetuned")),
+            Panel(f"{FORWARD} (source runs)", ("pretrain-forward",)),
+        ),
+    )
+
+
+def _latent_transfer() -> Experiment:
+    conditions = (
+        Condition("scratch", LATENT_SAC, BACKWARD, label="LatentSAC from scratch"),
+        Condition("pretrain-forward", LATENT_SAC, FORWARD, label="LatentSAC on the base task (source)"),
+        Condition(
+            "frozen",
+            LATENT_SAC,
+            BACKWARD,
+            source=Source("pretrain-forward", "generator-frozen"),
+            label="transferred generator, frozen",
+        ),
+        Condition(
+            "finetuned",
+            LATENT_SAC,
+            BACKWARD,
+            source=Source("pretrain-forward", "generator-finetuned"),
+            label="transferred generator, fine-tuned",
+        ),
+        Condition(
+            "residual",
+            LATENT_SAC,
+            BACKWARD,
+            source=Source("pretrain-forward", "generator-residual"),
+            label="transferred generator, residual",
+        ),
+        Condition(
+            "pretrain-multitask",
+            LATENT_SAC,
+            FORWARD,
+            label="multi-task generator (source)",
+            requires=("sb3_latent.transfer:train_multitask_generator",),
+        ),
+        Condition(
+            "multitask",
+            LATENT_SAC,
+            BACKWARD,
+            source=Source("pretrain-multitask", "generator-finetuned"),
+            label="multi-task generator, fine-tuned",
+        ),
+    )
+    return Experiment(
+        name="latent-transfer",
+        title="Latent transfer: reusing the action generator of the forward task on the backward task",
+        figure="Figure 5",
+        conditions=conditions,
+        panels=(
+            Panel(f"{BACKWARD} (target task)", ("scratch", "frozen", "finetuned", "residual", "multitask")),
+            Panel("Source runs", ("pretrain-forward", "pretrain-multitask")),
+        ),
+    )
+
+
+# Target entropies as multiples of the default (-action_dim for SAC, -latent_dim for LatentSAC).
+TARGET_ENTROPY_FACTORS = (2.0, 1.0, 0.5)
+
+
+def _target_entropy() -> Experiment:
+    conditions: list[Condition] = []
+    panels: list[Panel] = []
+    for algo, label in (("sac", "SAC"), (LATENT_SAC, "LatentSAC")):
+        names = []
+        for factor in TARGET_ENTROPY_FACTORS:
+            name = f"{algo}-default" if factor == 1.0 else f"{algo}-x{factor:g}"
+            # The default is left to the YAML ("auto"), so that condition is exactly the baseline run.
+            hyperparams = {} if factor == 1.0 else {"target_entropy": TargetEntropyScale(factor)}
+            suffix = "default" if factor == 1.0 else f"{factor:g} x default"
+            conditions.append(
+                Condition(name, algo, FORWARD, hyperparams=hyperparams, label=f"{label}, target entropy {suffix}")
+            )
+            names.append(name)
+        default = "-action_dim = -6" if algo == "sac" else "-latent_dim"
+        panels.append(Panel(f"{label} on {FORWARD} (default {default})", tuple(names)))
+    return Experiment(
+        name="target-entropy",
+        title="Target entropy ablation",
+        figure="Figure 6",
+        conditions=tuple(conditions),
+        panels=tuple(panels),
+    )
+
+
+def _prior() -> Experiment:
+    conditions = (
+        Condition("standard-prior", LATENT_SAC, FORWARD, label="p(z) = N(0, I) (default)"),
+        Condition(
+            "learned-prior",
+            LATENT_SAC,
+            FORWARD,
+            hyperparams={"policy_kwargs": MergeDict(prior="learned")},
+            label="learned prior p(z|s)",
+        ),
+        Condition("kl-0", LATENT_SAC, FORWARD, hyperparams={"kl_weight": 0.0}, label="no KL to the prior"),
+        Condition("kl-0.1", LATENT_SAC, FORWARD, hyperparams={"kl_weight": 0.1}, label="KL weight 0.1"),
+        Condition("kl-2", LATENT_SAC, FORWARD, hyperparams={"kl_weight": 2.0}, label="KL weight 2"),
+    )
+    return Experiment(
+        name="prior",
+        title="Variational prior and KL-to-prior ablation (LatentSAC)",
+        figure="poster: future work",
+        conditions=conditions,
+        panels=(
+            Panel("Prior", ("standard-prior", "learned-prior")),
+            Panel("KL weight (default: LatentSAC's kl_weight)", ("kl-0", "kl-0.1", "standard-prior", "kl-2")),
+        ),
+    )
+
+
+EXPERIMENTS: dict[str, Experiment] = {
+    experiment.name: experiment
+    for experiment in (_baselines(), _naive_transfer(), _latent_transfer(), _target_entropy(), _prior())
+}

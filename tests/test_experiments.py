@@ -1,0 +1,319 @@
+"""python -m sb3_latent.experiments: runs through the zoo, skips finished runs, resumes, transfers, reports."""
+
+import dataclasses
+import json
+import pickle
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import yaml
+from gymnasium import spaces
+from stable_baselines3.common.buffers import ReplayBuffer
+
+from sb3_latent.experiments import BUDGETS, EXPERIMENTS, Condition, Experiment, Panel, Source
+from sb3_latent.experiments.backends import InlineBackend, execute
+from sb3_latent.experiments.checkpoints import restore_replay_buffer, save_replay_buffer
+from sb3_latent.experiments.plan import pending_conditions, plan_runs
+from sb3_latent.experiments.report import Curves, summarize
+from sb3_latent.experiments.runner import read_evaluations, run_one
+from sb3_latent.experiments.transfers import TRANSFERS, missing
+
+SMOKE_STEPS = [0, 200, 400]  # the smoke budget evaluates at step 0 and every 200 steps, for 400 steps
+
+
+def cli(args: list[str], env: dict[str, str], cwd: Path) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, "-m", "sb3_latent.experiments", *args, "--no-progress"],
+        capture_output=True,
+        text=True,
+        env=env,
+        cwd=cwd,
+    )
+
+
+def check_ok(result: subprocess.CompletedProcess) -> None:
+    assert result.returncode == 0, f"{result.stdout[-3000:]}\n{result.stderr[-3000:]}"
+
+
+def evaluated_steps(run: Path) -> list[int]:
+    return [int(row["steps"]) for row in read_evaluations(run / "evaluations.csv")]
+
+
+def checkpoint_state(run: Path) -> dict:
+    return json.loads((run / "checkpoint" / "state.json").read_text())
+
+
+# ----------------------------------------------------------------------------------------------------------------------
+# Command line
+
+
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["figure-9"], "invalid choice: 'figure-9'"),
+        (["baselines", "--budget", "huge"], "invalid choice: 'huge'"),
+        (["baselines", "--seeds", "0"], "expected a positive integer, got 0"),
+        (["baselines", "--seeds", "-1"], "expected a positive integer, got -1"),
+        (["baselines", "--conditions", "a2c"], "baselines has no condition 'a2c'"),
+    ],
+)
+def test_bad_input_is_a_short_error(args, message, zoo_env, tmp_path):
+    result = cli(args, zoo_env, tmp_path)
+    assert result.returncode == 2
+    assert message in result.stderr
+    assert "Traceback" not in result.stderr
+    assert not (tmp_path / "results").exists()
+
+
+# ----------------------------------------------------------------------------------------------------------------------
+# Whole experiments through the command line (local process pool)
+
+
+@pytest.mark.skipif(missing("sb3_latent.transfer:finetune") is not None, reason="sb3_latent.transfer.finetune not written yet")
+def test_naive_transfer_smoke_then_skip(zoo_env, tmp_path):
+    args = ["naive-transfer", "--budget", "smoke", "--seeds", "2", "-f", str(tmp_path)]
+    check_ok(cli(args, zoo_env, tmp_path))
+    out = tmp_path / "naive-transfer"
+    envs = {"scratch": "HalfCheetahBackward-v4", "pretrain-forward": "HalfCheetah-v4", "finetuned": "HalfCheetahBackward-v4"}
+    for condition, env_id in envs.items():
+        for seed in (0, 1):
+            run = out / "runs" / condition / f"seed{seed}"
+            assert evaluated_steps(run) == SMOKE_STEPS, run
+            save_path = run / "sac" / f"{env_id}_1"  # rl-zoo3's layout, with a stable run id
+            assert (save_path / f"{env_id}.zip").is_file()
+            assert (save_path / env_id / "config.yml").is_file()
+            assert json.loads((run / "status.json").read_text())["num_timesteps"] == 400
+    # The source keeps its replay buffer for the transfer; the transfer run records where it started from.
+    assert (out / "runs/pretrain-forward/seed0/sac/HalfCheetah-v4_1/replay_buffer.npz").is_file()
+    settings = json.loads((out / "runs/finetuned/seed1/run.json").read_text())["settings"]
+    assert settings["source"] == ["pretrain-forward", "finetune"]
+    assert (out / "naive-transfer.png").stat().st_size > 10_000
+    summary = (out / "summary.csv").read_text().splitlines()
+    assert len(summary) == 4 and all(",2,400," in line for line in summary[1:])
+    assert len((out / "evaluations.csv").read_text().splitlines()) == 1 + 3 * 2 * len(SMOKE_STEPS)
+    assert "| SAC pretrained forward, fine-tuned |" in (out / "summary.md").read_text()
+
+    before = (out / "runs/finetuned/seed0/evaluations.csv").read_text()
+    second = cli(args, zoo_env, tmp_path)
+    check_ok(second)
+    assert "runs: 0 trained, 6 already finished, 0 failed" in second.stdout
+    assert (out / "runs/finetuned/seed0/evaluations.csv").read_text() == before
+
+
+def test_baselines_smoke_extends_finished_runs(zoo_env, tmp_path):
+    """Cheap baselines for 200 steps, then 400: the second call resumes each run from its last checkpoint."""
+    args = ["baselines", "--budget", "smoke", "--seeds", "1", "--conditions", "sac", "ppo", "-f", str(tmp_path)]
+    check_ok(cli([*args, "--timesteps", "200"], zoo_env, tmp_path))
+    sac, ppo = tmp_path / "baselines/runs/sac/seed0", tmp_path / "baselines/runs/ppo/seed0"
+    assert checkpoint_state(sac)["num_timesteps"] == 200 and checkpoint_state(sac)["replay_buffer_size"] == 200
+    ppo_steps = checkpoint_state(ppo)["num_timesteps"]  # PPO stops at a multiple of n_steps (64 in smoke)
+    with open(ppo / "checkpoint/HalfCheetah-v4/vecnormalize.pkl", "rb") as file:
+        count_before = pickle.load(file).obs_rms.count
+
+    result = cli([*args, "--timesteps", "400"], zoo_env, tmp_path)
+    check_ok(result)
+    assert "runs: 2 trained" in result.stdout
+    assert f"resume at 200 steps, target 400, seed {0 + 200}" in (sac / "train.log").read_text()
+    assert f"resume at {ppo_steps} steps" in (ppo / "train.log").read_text()
+    # num_timesteps continued, the replay buffer came back (400 rows, not 200), the evaluations did not restart.
+    assert checkpoint_state(sac)["num_timesteps"] == 400 and checkpoint_state(sac)["replay_buffer_size"] == 400
+    assert evaluated_steps(sac) == SMOKE_STEPS and evaluated_steps(ppo) == SMOKE_STEPS
+    with open(ppo / "checkpoint/HalfCheetah-v4/vecnormalize.pkl", "rb") as file:
+        assert pickle.load(file).obs_rms.count > count_before + 100  # statistics continued, not restarted
+    assert (tmp_path / "baselines/baselines.png").is_file()
+
+    third = cli([*args, "--timesteps", "400"], zoo_env, tmp_path)
+    check_ok(third)
+    assert "runs: 0 trained, 2 already finished" in third.stdout
+
+
+# ----------------------------------------------------------------------------------------------------------------------
+# In-process checks (InlineBackend: the run trains in the test process, so it can be patched)
+
+
+def test_interrupted_run_resumes_with_its_replay_buffer(tmp_path, monkeypatch):
+    import sb3_latent.experiments.callbacks as callbacks
+
+    experiment = EXPERIMENTS["baselines"]
+    (spec,) = plan_runs(experiment, BUDGETS["smoke"], 1, tmp_path, [experiment.condition("sac")])
+    run = spec.path
+    real_save = callbacks.save_checkpoint
+
+    def save_then_interrupt(*args, **kwargs):
+        real_save(*args, **kwargs)
+        raise KeyboardInterrupt  # Ctrl-C right after the first checkpoint (step 200 of 400)
+
+    monkeypatch.setattr(callbacks, "save_checkpoint", save_then_interrupt)
+    with pytest.raises(KeyboardInterrupt):
+        run_one(spec)
+    monkeypatch.undo()
+    assert checkpoint_state(run)["num_timesteps"] == 200
+    assert evaluated_steps(run) == [0, 200]
+    assert not (run / "status.json").exists()
+    interrupted_buffer = dict(np.load(run / "checkpoint/replay_buffer.npz"))
+
+    result = run_one(spec)
+    assert result.status == "done" and result.num_timesteps == 400, result
+    assert "resume at 200 steps" in (run / "train.log").read_text()
+    assert evaluated_steps(run) == SMOKE_STEPS
+    final_buffer = np.load(run / "checkpoint/replay_buffer.npz")
+    assert final_buffer["observations"].shape[0] == 400
+    for name, rows in interrupted_buffer.items():
+        np.testing.assert_array_equal(final_buffer[name][:200], rows)  # the first 200 transitions were restored
+    from stable_baselines3 import SAC
+
+    assert SAC.load(spec.save_path / "HalfCheetah-v4.zip").num_timesteps == 400
+
+    # The same folder under other settings is refused instead of silently mixing two configurations.
+    other = dataclasses.replace(spec, n_timesteps=600, layers=({**spec.layers[0], "batch_size": 64},))
+    refused = run_one(other)
+    assert refused.status == "failed" and "other settings" in refused.message and "hyperparams.batch_size" in refused.message
+    assert json.loads((run / "status.json").read_text())["num_timesteps"] == 400  # the finished run is untouched
+
+
+def test_overrides_are_resolved_into_the_saved_config(tmp_path):
+    """TargetEntropyScale and MergeDict end up as plain values in rl-zoo3's config.yml."""
+    experiment = EXPERIMENTS["target-entropy"]
+    specs = plan_runs(experiment, BUDGETS["smoke"], 1, tmp_path, [experiment.condition("sac-x2")], n_timesteps=200)
+    results = execute(specs, InlineBackend, show_progress=False, log=lambda line: None)
+    assert results["sac-x2/seed0"].status == "done", results
+    config_path = specs[0].save_path / "HalfCheetah-v4" / "config.yml"
+    config = yaml.load(config_path.read_text(), Loader=yaml.UnsafeLoader)
+    assert config["target_entropy"] == -12.0  # 2 x SAC's default -action_dim
+    assert config["policy_kwargs"] == {"net_arch": [16]}  # the smoke budget's tiny network
+    from stable_baselines3 import SAC
+
+    assert SAC.load(specs[0].save_path / "HalfCheetah-v4.zip").target_entropy == -12.0
+
+
+def test_generator_transfer_keeps_or_trains_the_source_generator(tmp_path, monkeypatch):
+    latent_sac = pytest.importorskip("sb3_latent.latent_sac")
+    import torch as th
+    from rl_zoo3.utils import ALGOS
+
+    from sb3_latent.zoo import our_config, register
+
+    register()
+    monkeypatch.setitem(ALGOS, "latent_sac", ALGOS.get("latent_sac", latent_sac.LatentSAC))
+    if our_config("latent_sac", "HalfCheetahBackward-v4") is None:
+        pytest.skip("hyperparams/latent_sac.yml has no HalfCheetahBackward-v4 entry yet")
+    experiment = EXPERIMENTS["latent-transfer"]
+    conditions = experiment.with_sources(["frozen", "finetuned"])
+    specs = plan_runs(experiment, BUDGETS["smoke"], 1, tmp_path, conditions, n_timesteps=200)
+    results = execute(specs, InlineBackend, show_progress=False, log=lambda line: None)
+    assert {key: result.status for key, result in results.items()} == dict.fromkeys(
+        ["pretrain-forward/seed0", "frozen/seed0", "finetuned/seed0"], "done"
+    ), results
+    saved = {spec.condition.name: latent_sac.LatentSAC.load(spec.save_path / f"{spec.condition.env_id}.zip") for spec in specs}
+
+    def same_generator(a, b) -> bool:
+        pairs = zip(a.action_generator.state_dict().values(), b.action_generator.state_dict().values(), strict=True)
+        return all(th.equal(x, y) for x, y in pairs)
+
+    assert same_generator(saved["frozen"], saved["pretrain-forward"]) and not saved["frozen"].train_generator
+    assert not same_generator(saved["finetuned"], saved["pretrain-forward"]) and saved["finetuned"].train_generator
+
+
+def test_a_run_being_trained_elsewhere_is_left_alone(tmp_path):
+    fcntl = pytest.importorskip("fcntl")
+    experiment = EXPERIMENTS["baselines"]
+    (spec,) = plan_runs(experiment, BUDGETS["smoke"], 1, tmp_path, [experiment.condition("sac")])
+    spec.path.mkdir(parents=True)
+    with open(spec.path / ".lock", "a") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)  # as a second command on the same folder would hold it
+        result = run_one(spec)
+    assert result.status == "failed" and "another process" in result.message
+    assert not (spec.path / "evaluations.csv").exists()
+
+
+# ----------------------------------------------------------------------------------------------------------------------
+# Configuration and building blocks
+
+
+def test_experiments_are_consistent():
+    assert {"baselines", "naive-transfer", "latent-transfer", "target-entropy", "prior"} <= set(EXPERIMENTS)
+    for experiment in EXPERIMENTS.values():
+        names = [condition.name for condition in experiment.conditions]
+        assert len(names) == len(set(names)), experiment.name
+        for condition in experiment.conditions:
+            if condition.source is not None:
+                # A source is declared before its targets, and its hook is known.
+                assert names.index(condition.source.condition) < names.index(condition.name)
+                assert condition.source.transfer in TRANSFERS
+        for panel in experiment.panels:
+            assert set(panel.conditions) <= set(names), (experiment.name, panel.title)
+    for budget in BUDGETS.values():
+        assert budget.n_timesteps % budget.eval_freq == 0 and budget.n_timesteps % budget.checkpoint_freq == 0
+    assert BUDGETS["paper"].n_timesteps == 1_000_000 and not BUDGETS["paper"].off_policy  # the poster's protocol
+    assert [c.algo for c in EXPERIMENTS["baselines"].conditions] == ["sac", "td3", "ddpg", "ppo", "tqc", "latent_sac"]
+
+
+def test_pending_conditions_say_why():
+    experiment = Experiment(
+        "toy",
+        "toy",
+        "none",
+        (
+            Condition("fine", "sac", "Pendulum-v1"),
+            Condition("needs-code", "sac", "Pendulum-v1", requires=("sb3_latent.not_written_yet:thing",)),
+            Condition("after-it", "sac", "Pendulum-v1", source=Source("needs-code", "finetune")),
+            Condition("unknown-algo", "no_such_algo", "Pendulum-v1"),
+            Condition("unknown-env", "sac", "NoSuchEnv-v0"),
+        ),
+        (Panel("all", ("fine",)),),
+    )
+    pending = pending_conditions(experiment, list(experiment.conditions))
+    assert "fine" not in pending
+    assert "sb3_latent.not_written_yet" in pending["needs-code"]
+    assert "pending" in pending["after-it"] or "finetune" in pending["after-it"]
+    assert "no_such_algo" in pending["unknown-algo"]
+    assert "NoSuchEnv-v0" in pending["unknown-env"]
+
+
+def test_summary_statistics():
+    condition = Condition("c", "sac", "HalfCheetah-v4")
+    scores = np.array([[0.0, 500.0, 1200.0, 1500.0], [0.0, 1100.0, 1300.0, 1400.0], [0.0, 100.0, 300.0, 900.0]])
+    row = summarize(Curves(condition, [0, 1, 2], np.array([0, 100, 200, 300]), scores), threshold=1000.0)
+    assert row["final_return"] == pytest.approx(1266.67, abs=0.01)
+    assert row["final_ci_low"] <= row["final_return"] <= row["final_ci_high"]
+    assert row["final_ci_low"] >= 900.0 and row["final_ci_high"] <= 1500.0
+    assert row["iqm_final"] == pytest.approx(1266.67, abs=0.01)  # 3 seeds: trim_mean(0.25) cuts nothing
+    assert row["mean_over_training"] == pytest.approx(scores.mean())
+    assert row["steps_to_threshold"] == 150.0 and row["seeds_reaching_threshold"] == 2  # median of 200 and 100
+
+
+@pytest.mark.parametrize("n_added, new_size", [(7, 10), (13, 10), (13, 20), (13, 5), (3, 2)])
+def test_compact_replay_buffer_roundtrip(n_added, new_size, tmp_path):
+    observation_space = spaces.Box(-1, 1, (3,))
+    action_space = spaces.Box(-1, 1, (2,))
+    buffer = ReplayBuffer(10, observation_space, action_space)
+    for i in range(n_added):
+        obs = np.full((1, 3), i, dtype=np.float32)
+        buffer.add(obs, obs + 0.5, np.full((1, 2), i, dtype=np.float32), np.array([i]), np.array([False]), [{}])
+    assert save_replay_buffer(buffer, tmp_path / "buffer.npz") == min(n_added, 10)
+    restored = ReplayBuffer(new_size, observation_space, action_space)
+    kept = restore_replay_buffer(restored, tmp_path / "buffer.npz")
+    # The newest transitions, oldest first, as the restored buffer would hold them had it been filled directly.
+    expected = list(range(n_added))[-min(n_added, 10, new_size) :]
+    assert kept == len(expected)
+    assert restored.observations[:kept, 0, 0].tolist() == expected
+    assert restored.rewards[:kept, 0].tolist() == expected
+    assert restored.full == (kept == new_size) and restored.pos == kept % new_size
+
+
+# ----------------------------------------------------------------------------------------------------------------------
+
+
+@pytest.mark.slow
+def test_ray_backend_on_a_local_instance(zoo_env, tmp_path):
+    pytest.importorskip("ray", reason="Ray is an optional extra: pip install 'sb3-latent[ray]'")
+    args = ["baselines", "--budget", "smoke", "--seeds", "2", "--conditions", "sac", "-f", str(tmp_path)]
+    result = cli([*args, "--backend", "ray", "--address", "local"], zoo_env, tmp_path)
+    check_ok(result)
+    for seed in (0, 1):
+        assert evaluated_steps(tmp_path / f"baselines/runs/sac/seed{seed}") == SMOKE_STEPS
+    second = cli([*args, "--backend", "ray", "--address", "local"], zoo_env, tmp_path)
+    assert "runs: 0 trained, 2 already finished" in second.stdout
