@@ -18,6 +18,8 @@ def test_wheel_ships_startup_hook_and_hyperparams(tmp_path):
     names = set(zipfile.ZipFile(wheel).namelist())
     # At the root of site-packages, where `site` runs it, and sorting after setuptools' __editable__*.pth.
     assert "sb3_latent_startup.pth" in names
+    # Python >= 3.15 (PEP 829) runs the .start twin's entry point instead of the .pth import line.
+    assert "sb3_latent_startup.start" in names
     shipped = {Path(name).name for name in names if name.startswith("sb3_latent/hyperparams/")}
     assert shipped == {path.name for path in (REPO / "hyperparams").glob("*.yml")}
 

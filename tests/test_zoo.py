@@ -1,5 +1,6 @@
 """rl-zoo3 sees our tasks, YAMLs and algorithms through the start-up hook, and nothing else changes."""
 
+import os
 import shlex
 import subprocess
 import sys
@@ -115,6 +116,18 @@ def test_zoo_optimize(zoo_env, tmp_path):
     # The study ends by writing trials_dataframe() as CSV, which needs pandas (rl-zoo3 does not declare it).
     assert "Best is trial 0" in result.stderr
     assert list((tmp_path / "sac").glob("report_HalfCheetahBackward-v4_*.csv"))
+
+
+@pytest.mark.parametrize("setting, expected", [(None, "1"), ("3", "3"), ("-1", "default")])
+def test_zoo_training_defaults_to_one_torch_thread(setting, expected):
+    env = {key: value for key, value in os.environ.items() if key not in ("OMP_NUM_THREADS", "SB3_LATENT_NUM_THREADS")}
+    if setting is not None:
+        env["SB3_LATENT_NUM_THREADS"] = setting
+    code = "import torch; n = torch.get_num_threads(); import rl_zoo3.train; print(n, torch.get_num_threads())"
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, check=True)
+    before, after = result.stdout.split()
+    # rl-zoo3's train script then applies --num-threads N (N > 0) on top of this default.
+    assert after == (before if expected == "default" else expected)
 
 
 def test_version():
