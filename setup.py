@@ -3,7 +3,8 @@
 Two files must land outside the ``sb3_latent`` package source:
 
 - ``sb3_latent_startup.pth`` (and its PEP 829 twin ``sb3_latent_startup.start``) go to the root of
-  site-packages, where Python's ``site`` module runs their one line at start-up. That line installs a lazy import hook which registers our tasks with
+  site-packages, where Python's ``site`` module runs their one line at start-up. That line installs
+  a lazy import hook which registers our tasks with
   gymnasium and our algorithms with rl-zoo3 when (and only when) those modules are imported.
 - the top-level ``hyperparams/`` folder (the source of truth) is shipped inside the package as
   ``sb3_latent/hyperparams`` so that a non-editable install finds the YAMLs.

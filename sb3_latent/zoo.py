@@ -13,6 +13,7 @@ reads its own YAML exactly as it would without sb3-latent installed.
 
 from __future__ import annotations
 
+import builtins
 import importlib
 import os
 import sys
@@ -117,6 +118,34 @@ def _print_user_errors(previous_hook: Any) -> Any:
 def patch_utils(module: ModuleType) -> None:
     for name, target in ALGORITHMS.items():
         module.ALGOS.setdefault(name, _load(target))
+    _patch_store_dict(module)
+
+
+def _patch_store_dict(module: ModuleType) -> None:
+    """Let ``-params key:word`` pass a bare word as a string (``generator_mode:frozen``).
+
+    rl-zoo3's StoreDict evaluates each value as Python in ``rl_zoo3.utils``' namespace, so a bare word that names
+    nothing there fails with a NameError and must be quoted twice (``generator_mode:"'frozen'"``). Here such a word
+    (an identifier, defined neither in that namespace nor among the builtins) is quoted before rl-zoo3 evaluates
+    it; every value that evaluates today evaluates exactly as before.
+    """
+    store_dict = module.StoreDict
+    if getattr(store_dict, "_sb3_latent_patched", False):
+        return
+    evaluate = store_dict.__call__
+    namespace = vars(module)
+
+    def quote_bare_words(self: Any, parser: Any, namespace_: Any, values: Any, option_string: Any = None) -> None:
+        quoted = []
+        for argument in values:
+            key, separator, value = argument.partition(":")
+            if separator and value.isidentifier() and value not in namespace and not hasattr(builtins, value):
+                argument = f"{key}:{value!r}"
+            quoted.append(argument)
+        evaluate(self, parser, namespace_, quoted, option_string)
+
+    store_dict.__call__ = quote_bare_words
+    store_dict._sb3_latent_patched = True
 
 
 def patch_hyperparams_opt(module: ModuleType) -> None:

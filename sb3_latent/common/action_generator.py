@@ -173,6 +173,12 @@ class ActionGenerator(nn.Module):
         mean, log_std = self.prior_net(obs).chunk(2, dim=1)
         return mean, log_std.clamp(LATENT_LOG_STD_MIN, LATENT_LOG_STD_MAX)
 
+    def prior_log_prob(self, obs: th.Tensor, latent: th.Tensor) -> th.Tensor:
+        """log p(z|s) of the codes ``latent`` (a density on z itself), summed over latent dims, shape (batch, 1)."""
+        mean, log_std = self.prior_distribution(obs)
+        error = (latent - mean) * th.exp(-log_std)
+        return -(0.5 * error.pow(2) + log_std).sum(dim=1, keepdim=True) - gaussian_log_prob_const(self.latent_dim)
+
     def sample_actions(self, obs: th.Tensor, latent: th.Tensor, deterministic: bool = False) -> th.Tensor:
         """a ~ g(a|s,z) clipped to [-1, 1]; the decoder mean when ``deterministic``."""
         mean = self.decode(obs, latent)

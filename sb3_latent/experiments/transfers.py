@@ -173,8 +173,8 @@ def naive_finetune(
 
 # ----------------------------------------------------------------------------------------------------------------------
 # Latent transfer (poster Figure 5): a LatentSAC on the target task starts from the source's action generator
-# g(a|s,z) (with its encoder and prior), with a fresh latent policy and critic. Frozen versus fine-tuned is a
-# LatentSAC constructor option (train_generator), so these two hooks are configuration, not new code.
+# g(a|s,z) (with its encoder and prior), with a fresh latent policy and critic. The mode is LatentSAC's
+# ``generator_mode`` argument, so these hooks are configuration, not new code.
 
 
 def _source_generator(source: SourceRun) -> Any:
@@ -188,34 +188,20 @@ def _source_generator(source: SourceRun) -> Any:
     return generator
 
 
-def generator_frozen(
-    source: SourceRun, env: VecEnv, make_model: Callable[..., BaseAlgorithm], seed: int, **kwargs: Any
-) -> BaseAlgorithm:
-    """A fresh LatentSAC whose action generator is the source's, kept fixed (``train_generator=False``)."""
-    return _check_model(make_model(action_generator=_source_generator(source), train_generator=False, **kwargs), "frozen", env)
+def _generator_transfer(mode: str) -> TransferFunction:
+    def hook(
+        source: SourceRun, env: VecEnv, make_model: Callable[..., BaseAlgorithm], seed: int, **kwargs: Any
+    ) -> BaseAlgorithm:
+        model = make_model(action_generator=_source_generator(source), generator_mode=mode, **kwargs)
+        return _check_model(model, mode, env)
+
+    hook.__doc__ = f"A fresh LatentSAC (zoo hyperparameters) with the source's action generator, generator_mode={mode!r}."
+    return hook
 
 
-def generator_finetuned(
-    source: SourceRun, env: VecEnv, make_model: Callable[..., BaseAlgorithm], seed: int, **kwargs: Any
-) -> BaseAlgorithm:
-    """A fresh LatentSAC whose action generator starts from the source's and keeps training by the ELBO."""
-    return _check_model(
-        make_model(action_generator=_source_generator(source), train_generator=True, **kwargs), "finetuned", env
-    )
-
-
-def generator_residual(
-    source: SourceRun, env: VecEnv, make_model: Callable[..., BaseAlgorithm], seed: int, **kwargs: Any
-) -> BaseAlgorithm:
-    """Adapter to ``sb3_latent.transfer.latent_transfer(source, target_env, mode="residual", **kwargs)``."""
-    from sb3_latent.transfer import latent_transfer  # type: ignore[attr-defined,import-not-found,unused-ignore]
-
-    source_model = source.load(with_replay_buffer=True)
-    optional = {
-        key: value for key, value in {"seed": seed, "verbose": 1, "source_env": source.env_id}.items() if key not in kwargs
-    }
-    model = _call_with_supported(latent_transfer, source_model, env, optional=optional, mode="residual", **kwargs)
-    return _check_model(model, "residual", env)
+generator_frozen = _generator_transfer("frozen")
+generator_finetuned = _generator_transfer("finetune")
+generator_residual = _generator_transfer("residual")
 
 
 _HERE = "sb3_latent.experiments.transfers"
@@ -228,16 +214,17 @@ TRANSFERS: dict[str, TransferHook] = {
     "generator-frozen": TransferHook(
         f"{_HERE}:generator_frozen",
         requires=("sb3_latent.latent_sac:LatentSAC",),
-        description="LatentSAC with the source's action generator, frozen (train_generator=False)",
+        description="LatentSAC with the source's action generator, frozen (generator_mode='frozen')",
     ),
     "generator-finetuned": TransferHook(
         f"{_HERE}:generator_finetuned",
         requires=("sb3_latent.latent_sac:LatentSAC",),
-        description="LatentSAC with the source's action generator, fine-tuned by the ELBO",
+        description="LatentSAC with the source's action generator, fine-tuned by the ELBO (generator_mode='finetune')",
     ),
     "generator-residual": TransferHook(
         f"{_HERE}:generator_residual",
-        requires=("sb3_latent.transfer:latent_transfer",),
-        description="residual latent transfer: sb3_latent.transfer.latent_transfer(..., mode='residual')",
+        requires=("sb3_latent.latent_sac:LatentSAC",),
+        description="LatentSAC with the source's action generator, frozen, plus a bounded residual action "
+        "(generator_mode='residual')",
     ),
 }

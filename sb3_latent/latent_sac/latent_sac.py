@@ -5,7 +5,7 @@ from __future__ import annotations
 import io
 import math
 import pathlib
-from typing import Any, ClassVar, TypeVar
+from typing import Any, ClassVar, TypeVar, Union
 
 import numpy as np
 import torch as th
@@ -24,13 +24,25 @@ from sb3_latent.errors import UserInputError
 from sb3_latent.latent_sac.policies import LatentActor, LatentSACPolicy, MlpPolicy, generator_policy_kwargs
 
 SelfLatentSAC = TypeVar("SelfLatentSAC", bound="LatentSAC")
+# What action_generator= accepts: a module, a generator file, a LatentSAC, its zip or its rl-zoo3 run folder.
+GeneratorSource = Union[ActionGenerator, "LatentSAC", str, pathlib.Path, io.BufferedIOBase]
 
 # Columns of the per-step statistics that train() keeps on the device (one host transfer per call).
-RL_STATS = ("critic_loss", "actor_loss", "ent_coef_loss", "ent_coef", "latent_entropy")
+RL_STATS = ("critic_loss", "actor_loss", "ent_coef_loss", "ent_coef", "latent_entropy", "prior_kl", "residual_magnitude")
 GENERATOR_STATS = ("reconstruction_loss", "kl_loss")
 # States and latent codes per state used for train/action_spread_over_z.
 SPREAD_STATES = 16
 SPREAD_CODES = 8
+
+# What happens to the action generator (generator_mode), see docs/transfer.md "Latent transfer":
+# "train": trained by the ELBO, from scratch (with the warm-up) unless action_generator= is given;
+# "finetune": a pretrained generator (action_generator=) keeps training by the ELBO, at generator_learning_rate;
+# "frozen": a pretrained generator is never updated;
+# "residual": frozen, and the latent policy also emits a bounded residual action added to the decoded one.
+GENERATOR_MODES = ("train", "finetune", "frozen", "residual")
+TRAINED_GENERATOR_MODES = ("train", "finetune")
+# What the temperature alpha weighs in the latent policy's objective.
+POLICY_REGULARIZERS = ("entropy", "prior_kl")
 
 
 class LatentSAC(SAC):
@@ -91,11 +103,26 @@ class LatentSAC(SAC):
     :param generator_train_freq: one generator update every ``generator_train_freq`` gradient steps
     :param generator_warmup_steps: generator updates on the random-exploration data, run at the first ``train()``
         call before the latent policy relies on the generator (skipped for a loaded generator)
-    :param train_generator: whether the ELBO updates the generator at all (False: frozen generator)
+    :param train_generator: older spelling of ``generator_mode``: ``False`` alone is ``generator_mode="frozen"``
+        (no ELBO update); ``None`` (default) follows ``generator_mode``
     :param actor_trains_generator: whether the actor's loss also updates the decoder (default False: otherwise the
-        decoder becomes the policy and learns to ignore z)
-    :param action_generator: a pretrained generator to start from: an ``ActionGenerator`` or a path written by
-        ``save_action_generator``; its architecture overrides the generator entries of ``policy_kwargs``
+        decoder becomes the policy and learns to ignore z); refused with ``generator_mode="frozen"`` or ``"residual"``
+    :param action_generator: a pretrained generator to start from: an ``ActionGenerator``, a generator file written
+        by ``save_action_generator``, a LatentSAC model, its saved zip, or its rl-zoo3 run folder; its architecture
+        overrides the generator entries of ``policy_kwargs``. With ``-i`` (``load``) it is ignored: the saved
+        generator is kept
+    :param generator_mode: what happens to the action generator: ``"train"`` (default: trained by the ELBO, from
+        scratch unless ``action_generator`` is given), ``"finetune"`` (the given generator keeps training, at
+        ``generator_learning_rate``), ``"frozen"`` (the given generator never changes) or ``"residual"`` (frozen, and
+        the latent policy also emits a residual action bounded by ``residual_scale``). The last three need
+        ``action_generator``. A learned prior p(z|s) is part of the generator: frozen or trained with it
+    :param residual_scale: bound of the residual action in ``generator_mode="residual"``, on SB3's [-1, 1] action
+        scale (0.2: a tenth of the action range); the final action is clip(decoded + residual, -1, 1)
+    :param policy_regularizer: what the temperature alpha weighs in the latent policy's objective: ``"entropy"``
+        (default, SAC's entropy bonus on z) or ``"prior_kl"`` (SPiRL's -alpha KL(pi(z|s) || p(z|s)), estimated at the
+        sampled z; p is the generator's prior, N(0, I) or the learned p(z|s))
+    :param target_kl: with ``policy_regularizer="prior_kl"`` and ``ent_coef="auto"``, alpha is tuned so that
+        KL(pi(z|s) || p(z|s)) approaches ``target_kl`` nats; ``"auto"`` is ``0.5 * latent_dim``
     :param _init_setup_model: Whether or not to build the network at the creation of the instance
     """
 
@@ -138,9 +165,13 @@ class LatentSAC(SAC):
         generator_learning_rate: float | Schedule | None = None,
         generator_train_freq: int = 1,
         generator_warmup_steps: int = 1000,
-        train_generator: bool = True,
+        train_generator: bool | None = None,
         actor_trains_generator: bool = False,
-        action_generator: ActionGenerator | str | pathlib.Path | io.BufferedIOBase | None = None,
+        action_generator: GeneratorSource | None = None,
+        generator_mode: str | None = None,
+        residual_scale: float = 0.2,
+        policy_regularizer: str = "entropy",
+        target_kl: str | float = "auto",
         _init_setup_model: bool = True,
     ):
         # LatentSAC("HalfCheetah-v4") / LatentSAC(env): the only argument is the environment.
@@ -162,6 +193,19 @@ class LatentSAC(SAC):
             raise UserInputError(f"generator_train_freq must be an integer >= 1, got {generator_train_freq!r}.")
         if not _is_int(generator_warmup_steps) or generator_warmup_steps < 0:
             raise UserInputError(f"generator_warmup_steps must be an integer >= 0, got {generator_warmup_steps!r}.")
+        explicit_mode = generator_mode is not None
+        generator_mode = _resolve_generator_mode(generator_mode, train_generator)
+        if explicit_mode and generator_mode != "train" and action_generator is None:
+            raise UserInputError(
+                f"generator_mode={generator_mode!r} transfers a pretrained action generator, but none was given. Pass "
+                "action_generator=<generator file, LatentSAC zip or rl-zoo3 run folder> (in rl-zoo3: -params "
+                "action_generator:\"'path'\"), or use generator_mode='train' to train one from scratch."
+            )
+        if explicit_mode and generator_mode in ("frozen", "residual") and actor_trains_generator:
+            raise UserInputError(
+                f"generator_mode={generator_mode!r} keeps the generator fixed, but actor_trains_generator=True would "
+                "update its decoder with the actor's loss. Use generator_mode='finetune', or actor_trains_generator=False."
+            )
 
         super().__init__(
             policy,  # type: ignore[arg-type]
@@ -198,7 +242,10 @@ class LatentSAC(SAC):
         self.generator_learning_rate = generator_learning_rate
         self.generator_train_freq = generator_train_freq
         self.generator_warmup_steps = generator_warmup_steps
-        self.train_generator = train_generator
+        self.generator_mode = generator_mode
+        self.residual_scale = residual_scale
+        self.policy_regularizer = policy_regularizer
+        self.target_kl = target_kl
         self.actor_trains_generator = actor_trains_generator
         self._action_generator_source = action_generator
         self._generator_warmed_up = False
@@ -206,6 +253,11 @@ class LatentSAC(SAC):
 
         if _init_setup_model:
             self._setup_model()
+
+    @property
+    def train_generator(self) -> bool:
+        """Whether the ELBO updates the generator (``generator_mode`` "train" or "finetune")."""
+        return self.generator_mode in TRAINED_GENERATOR_MODES
 
     @staticmethod
     def _check_spaces(observation_space: spaces.Space, action_space: spaces.Space) -> None:
@@ -221,9 +273,17 @@ class LatentSAC(SAC):
             )
 
     def _setup_model(self) -> None:
+        # SB3's load() sets the saved attributes and its keyword arguments (rl-zoo3's -i: the YAML and -params)
+        # directly, so the options are checked here. A zip of sb3-latent <= 0.1 saved train_generator itself.
+        legacy_train_generator = self.__dict__.pop("train_generator", None)
+        if legacy_train_generator is False and self.generator_mode in TRAINED_GENERATOR_MODES:
+            self.generator_mode = "frozen"
+        self._check_options()
+
         # A pretrained generator fixes the generator's shape: merge it into policy_kwargs before the policy is built.
-        pretrained = self._load_generator(self._action_generator_source) if self._action_generator_source is not None else None
-        if pretrained is not None:
+        pretrained = None
+        if self._action_generator_source is not None:
+            pretrained, source_policy_kwargs = self._load_generator(self._action_generator_source)
             pretrained.check_spaces(self.observation_space, self.action_space)
             for key, value in generator_policy_kwargs(pretrained).items():
                 if key in self.policy_kwargs and self.policy_kwargs[key] != value:
@@ -232,12 +292,30 @@ class LatentSAC(SAC):
                         f"({key}={value!r}). Leave {key!r} out of policy_kwargs: the generator's architecture is used."
                     )
                 self.policy_kwargs[key] = value
+            for key, value in source_policy_kwargs.items():  # the source model's latent_bound, unless given
+                self.policy_kwargs.setdefault(key, value)
+
+        # The residual head is part of the policy's architecture: policy_kwargs carries it, so save/load rebuild it.
+        residual_scale = float(self.residual_scale) if self.generator_mode == "residual" else None
+        if "residual_scale" in self.policy_kwargs and (self.policy_kwargs["residual_scale"] is None) != (
+            residual_scale is None
+        ):
+            has = "has no" if self.policy_kwargs["residual_scale"] is None else "has a"
+            raise UserInputError(
+                f"This policy {has} residual head (policy_kwargs['residual_scale']={self.policy_kwargs['residual_scale']!r}), "
+                f"but generator_mode={self.generator_mode!r} {'needs one' if residual_scale is not None else 'has none'}. "
+                "A saved model keeps its architecture: reload it without changing generator_mode to or from 'residual'. "
+                "When building a model, leave residual_scale out of policy_kwargs (generator_mode='residual' sets it)."
+            )
+        self.policy_kwargs["residual_scale"] = residual_scale
 
         target_entropy_auto = self.target_entropy == "auto"
         super()._setup_model()
         if target_entropy_auto:
             # The entropy is on the latent code: -latent_dim, as SAC's -action_dim.
             self.target_entropy = float(-self.policy.latent_dim)
+        # SPiRL-style target divergence: 0.5 nats per latent dimension (see docs/modules/latent_sac.md, Comments).
+        self.target_kl = 0.5 * self.policy.latent_dim if self.target_kl == "auto" else float(self.target_kl)
 
         if pretrained is not None:
             self.action_generator.load_state_dict(pretrained.state_dict())
@@ -248,6 +326,20 @@ class LatentSAC(SAC):
             self.lr_schedule if self.generator_learning_rate is None else FloatSchedule(self.generator_learning_rate)
         )
         self._setup_generator_optimizer()
+
+    def _check_options(self) -> None:
+        if self.generator_mode not in GENERATOR_MODES:
+            raise UserInputError(f"generator_mode must be one of {GENERATOR_MODES}, got {self.generator_mode!r}.")
+        if self.policy_regularizer not in POLICY_REGULARIZERS:
+            raise UserInputError(f"policy_regularizer must be one of {POLICY_REGULARIZERS}, got {self.policy_regularizer!r}.")
+        if isinstance(self.residual_scale, bool) or not isinstance(self.residual_scale, (int, float)):
+            raise UserInputError(f"residual_scale must be a number in (0, 2], got {self.residual_scale!r}.")
+        if not 0 < self.residual_scale <= 2:
+            raise UserInputError(
+                f"residual_scale must be in (0, 2] (a bound on SB3's [-1, 1] action scale), got {self.residual_scale}."
+            )
+        if not (self.target_kl == "auto" or (isinstance(self.target_kl, (int, float)) and self.target_kl >= 0)):
+            raise UserInputError(f"target_kl must be 'auto' or a number >= 0 (nats), got {self.target_kl!r}.")
 
     def _setup_generator_optimizer(self) -> None:
         # The generator has its own optimiser and learning rate (fused Adam: one kernel for all parameters).
@@ -264,23 +356,41 @@ class LatentSAC(SAC):
         super()._create_aliases()
         self.action_generator = self.policy.action_generator
 
-    def _load_generator(self, source: ActionGenerator | str | pathlib.Path | io.BufferedIOBase) -> ActionGenerator:
+    def _load_generator(self, source: GeneratorSource) -> tuple[ActionGenerator, dict[str, Any]]:
         if isinstance(source, ActionGenerator):
-            return source
-        return ActionGenerator.load(source, device=self.device)
+            return source, {}
+        from sb3_latent.transfer.latent import load_generator  # model zips and rl-zoo3 run folders
 
-    def load_action_generator(self, path_or_generator: ActionGenerator | str | pathlib.Path | io.BufferedIOBase) -> None:
-        """
-        Replace this model's action generator by a saved one (or a module); its optimiser starts afresh.
+        return load_generator(source, device=self.device)
 
-        :param path_or_generator: a file written by ``save_action_generator`` / ``ActionGenerator.save``, or a module
+    def load_action_generator(self, path_or_generator: GeneratorSource) -> None:
         """
-        generator = self._load_generator(path_or_generator)
+        Replace this model's action generator by a saved one (or a module, used as it is: not copied); its optimiser
+        starts afresh.
+
+        :param path_or_generator: a file written by ``save_action_generator`` / ``ActionGenerator.save``, a module,
+            a LatentSAC model, its saved zip or its rl-zoo3 run folder
+        """
+        generator, _ = self._load_generator(path_or_generator)
         self.policy.set_action_generator(generator)
         self.policy_kwargs.update(self.policy.generator_policy_kwargs())
         self._create_aliases()
         self._setup_generator_optimizer()
         self._generator_warmed_up = True
+
+    def share_action_generator(self, other: LatentSAC) -> None:
+        """
+        Use ``other``'s action generator and generator optimiser, the same objects (multi-task training, poster
+        Figure 1): the generator updates of either model then train the one generator, each on its own task's
+        replay data. The warm-up stays per model.
+
+        :param other: a LatentSAC with the same observation and action shapes and latent size
+        """
+        self.policy.set_action_generator(other.action_generator)
+        self.policy_kwargs.update(self.policy.generator_policy_kwargs())
+        self._create_aliases()
+        self._setup_generator_optimizer()  # the parameter lists of the hot loop
+        self.generator_optimizer = other.generator_optimizer
 
     def save_action_generator(self, path: str | pathlib.Path | io.BufferedIOBase) -> None:
         """
@@ -311,6 +421,10 @@ class LatentSAC(SAC):
             n_warmup = self.generator_warmup_steps
             self._generator_warmed_up = True
         n_updates_before = self._n_updates
+        # The regulariser alpha weighs, and the value alpha is tuned toward (see the temperature step below).
+        prior_kl = self.policy_regularizer == "prior_kl"
+        regularizer_target = -float(self.target_kl) if prior_kl else float(self.target_entropy)  # type: ignore[arg-type]
+        zero = th.zeros((), device=self.device)
         # Logged values stay on the device as tensors: one host transfer per train() call, none per step.
         rl_stats: list[th.Tensor] = []
         generator_stats: list[th.Tensor] = []
@@ -355,29 +469,41 @@ class LatentSAC(SAC):
             # For n-step replay, discount factor is gamma**n_steps (when no early termination)
             discounts = replay_data.discounts if replay_data.discounts is not None else self.gamma
 
-            # ---------------- Latent policy sample: z ~ pi(z|s) (reparameterised) and log pi(z|s)
-            latent_pi, log_prob = self.actor.action_log_prob(observations)
+            # ---------------- Latent policy sample: z ~ pi(z|s) (reparameterised), log pi(z|s), residual action r(s)
+            latent_pi, log_prob, residual_pi = self.actor.sample_latent(observations)
             log_prob = log_prob.reshape(-1, 1)
+            # The regulariser alpha weighs, one sample at z. "entropy" (SAC): log pi(z|s), an entropy bonus.
+            # "prior_kl" (SPiRL): log pi(z|s) - log p(z|s), whose mean estimates KL(pi(z|s) || p(z|s)). Both are
+            # densities on z itself (log pi includes the tanh and latent_bound Jacobians), so their difference is one.
+            regularizer = log_prob - generator.prior_log_prob(generator_obs, latent_pi) if prior_kl else log_prob
 
-            # ---------------- Temperature: J(alpha) = E[-alpha (log pi(z|s) + target_entropy)], entropy on z
+            # ---------------- Temperature: J(alpha) = E[-alpha (regularizer + target)]: with the entropy,
+            # target = target_entropy (SAC); with the KL, target = -target_kl, so alpha grows while KL > target_kl.
             if self.ent_coef_optimizer is not None and self.log_ent_coef is not None:
                 ent_coef = th.exp(self.log_ent_coef.detach())
-                ent_coef_loss = -(self.log_ent_coef * (log_prob + self.target_entropy).detach()).mean()  # type: ignore[operator]
+                ent_coef_loss = -(self.log_ent_coef * (regularizer + regularizer_target).detach()).mean()
                 self.ent_coef_optimizer.zero_grad(set_to_none=True)
                 ent_coef_loss.backward()
                 self.ent_coef_optimizer.step()
             else:
                 ent_coef = self.ent_coef_tensor
-                ent_coef_loss = th.zeros((), device=self.device)
+                ent_coef_loss = zero
 
             # ---------------- Critic on the env action (Fig. 2, soft Bellman):
-            # y = r + gamma (1 - d) (min_i Q'_i(s', a') - alpha log pi(z'|s')),  z' ~ pi(z|s'),  a' = mean of g(a|s', z')
+            # y = r + gamma (1 - d) (min_i Q'_i(s', a') - alpha regularizer(z'|s')),  z' ~ pi(z|s'),
+            # a' = mean of g(a|s', z') (+ r(s'), clipped to [-1, 1], in residual mode)
             with th.no_grad():
-                next_latent, next_log_prob = self.actor.action_log_prob(replay_data.next_observations)
-                next_actions = generator.decode(self.policy.generator_input(replay_data.next_observations), next_latent)
+                next_latent, next_log_prob, next_residual = self.actor.sample_latent(replay_data.next_observations)
+                next_generator_obs = self.policy.generator_input(replay_data.next_observations)
+                next_actions = generator.decode(next_generator_obs, next_latent)
+                if next_residual is not None:
+                    next_actions = (next_actions + next_residual).clamp(-1.0, 1.0)
+                next_regularizer = next_log_prob.reshape(-1, 1)
+                if prior_kl:
+                    next_regularizer = next_regularizer - generator.prior_log_prob(next_generator_obs, next_latent)
                 next_q_values = th.cat(self.critic_target(replay_data.next_observations, next_actions), dim=1)
                 next_q_values, _ = th.min(next_q_values, dim=1, keepdim=True)
-                next_q_values = next_q_values - ent_coef * next_log_prob.reshape(-1, 1)
+                next_q_values = next_q_values - ent_coef * next_regularizer
                 target_q_values = replay_data.rewards + (1 - replay_data.dones) * discounts * next_q_values
             # 0.5 sum_i E[(Q_i(s, a) - y)^2], a = the replay buffer's env action
             current_q_values = self.critic(observations, actions)
@@ -387,12 +513,16 @@ class LatentSAC(SAC):
             critic_loss.backward()
             self.critic.optimizer.step()
 
-            # ---------------- Latent policy: E[alpha log pi(z|s) - min_i Q_i(s, g(s, z))], z ~ pi(z|s) (Fig. 2)
-            # The gradient reaches Q through the decoder mean, but backward(inputs=...) only computes the latent
-            # policy's weight gradients: the critic and (by default) the decoder get none, and no time is spent on them.
+            # ---------------- Latent policy: E[alpha regularizer(z|s) - min_i Q_i(s, a)], z ~ pi(z|s) (Fig. 2),
+            # a = g_mean(s, z), or clip(g_mean(s, z) + r(s), -1, 1) in residual mode: the critic scores the final action.
+            # The gradient reaches Q through the decoder mean (and log p(z|s) through z), but backward(inputs=...) only
+            # computes the latent policy's weight gradients (its residual head included): the critic, the prior and (by
+            # default) the decoder get none, and no time is spent on them.
             actions_pi = generator.decode(generator_obs, latent_pi)
+            if residual_pi is not None:
+                actions_pi = (actions_pi + residual_pi).clamp(-1.0, 1.0)
             min_qf_pi, _ = th.min(th.cat(self.critic(observations, actions_pi), dim=1), dim=1, keepdim=True)
-            actor_loss = (ent_coef * log_prob - min_qf_pi).mean()
+            actor_loss = (ent_coef * regularizer - min_qf_pi).mean()
             self.actor.optimizer.zero_grad(set_to_none=True)
             if self.actor_trains_generator:
                 self.generator_optimizer.zero_grad(set_to_none=True)
@@ -408,9 +538,19 @@ class LatentSAC(SAC):
                     th._foreach_add_(self._critic_target_params, self._critic_params, alpha=self.tau)
 
             latent_entropy = -log_prob.detach().mean()  # H[pi(z|s)], estimated by -E[log pi(z|s)]
+            prior_divergence = regularizer.detach().mean() if prior_kl else zero  # KL(pi(z|s) || p(z|s)) estimate
+            residual_magnitude = residual_pi.detach().abs().mean() if residual_pi is not None else zero
             rl_stats.append(
                 th.stack(
-                    [critic_loss.detach(), actor_loss.detach(), ent_coef_loss.detach(), ent_coef.reshape(()), latent_entropy]
+                    [
+                        critic_loss.detach(),
+                        actor_loss.detach(),
+                        ent_coef_loss.detach(),
+                        ent_coef.reshape(()),
+                        latent_entropy,
+                        prior_divergence,
+                        residual_magnitude,
+                    ]
                 )
             )
 
@@ -425,24 +565,36 @@ class LatentSAC(SAC):
             action_spread = decoded.reshape(SPREAD_CODES, spread_obs.shape[0], -1).std(dim=0).mean()
             decoder_std = generator.decoder_log_std_clamped().exp().mean()
 
-        # The one host transfer of this call.
+        self._record_train_stats(rl_stats, generator_stats, [action_spread, decoder_std], n_updates_before, n_warmup)
+
+    def _record_train_stats(
+        self,
+        rl_stats: list[th.Tensor],
+        generator_stats: list[th.Tensor],
+        diagnostics: list[th.Tensor],
+        n_updates_before: int,
+        n_warmup: int,
+    ) -> None:
+        """Move the statistics of one train() call to the host (its one transfer), check them, and log them."""
         n_rl, n_generator = len(rl_stats) * len(RL_STATS), len(generator_stats) * len(GENERATOR_STATS)
-        flat = th.cat([*rl_stats, *generator_stats, th.stack([action_spread, decoder_std])]).cpu().numpy()
+        flat = th.cat([*rl_stats, *generator_stats, th.stack(diagnostics)]).cpu().numpy()
         rl_values = flat[:n_rl].reshape(-1, len(RL_STATS))
         generator_values = flat[n_rl : n_rl + n_generator].reshape(-1, len(GENERATOR_STATS))
         self._check_finite(rl_values, generator_values, n_updates_before, n_warmup)
 
-        rl_means = rl_values.mean(axis=0)
+        rl_means = dict(zip(RL_STATS, rl_values.mean(axis=0), strict=True))
         self.logger.record("train/n_updates", self._n_updates, exclude="tensorboard")
         self.logger.record("train/n_generator_updates", self._n_generator_updates, exclude="tensorboard")
-        self.logger.record("train/critic_loss", float(rl_means[0]))
-        self.logger.record("train/actor_loss", float(rl_means[1]))
+        for name in ("critic_loss", "actor_loss", "ent_coef", "latent_entropy"):
+            self.logger.record(f"train/{name}", float(rl_means[name]))
         if self.ent_coef_optimizer is not None:
-            self.logger.record("train/ent_coef_loss", float(rl_means[2]))
-        self.logger.record("train/ent_coef", float(rl_means[3]))
-        self.logger.record("train/latent_entropy", float(rl_means[4]))
+            self.logger.record("train/ent_coef_loss", float(rl_means["ent_coef_loss"]))
+        if self.policy_regularizer == "prior_kl":
+            self.logger.record("train/prior_kl", float(rl_means["prior_kl"]))
+        if self.generator_mode == "residual":
+            self.logger.record("train/residual_magnitude", float(rl_means["residual_magnitude"]))
         if len(generator_values) > 0:
-            reconstruction, kl = generator_values[-gradient_steps:].mean(axis=0)  # warm-up rows excluded
+            reconstruction, kl = generator_values[-len(rl_values) :].mean(axis=0)  # warm-up rows excluded
             self.logger.record("train/reconstruction_loss", float(reconstruction))
             self.logger.record("train/kl_loss", float(kl))
             self.logger.record("train/elbo", float(-(reconstruction + kl)))
@@ -503,6 +655,20 @@ class LatentSAC(SAC):
     def _get_torch_save_params(self) -> tuple[list[str], list[str]]:
         state_dicts, saved_pytorch_variables = super()._get_torch_save_params()
         return [*state_dicts, "generator_optimizer"], saved_pytorch_variables
+
+
+def _resolve_generator_mode(generator_mode: str | None, train_generator: bool | None) -> str:
+    """``generator_mode``, or the one the older ``train_generator`` flag means; refuses a contradiction of the two."""
+    if generator_mode is None:
+        return "frozen" if train_generator is False else "train"
+    if generator_mode not in GENERATOR_MODES:
+        raise UserInputError(f"generator_mode must be one of {GENERATOR_MODES}, got {generator_mode!r}.")
+    if train_generator is not None and bool(train_generator) != (generator_mode in TRAINED_GENERATOR_MODES):
+        raise UserInputError(
+            f"train_generator={train_generator} contradicts generator_mode={generator_mode!r}. "
+            "Leave train_generator out: generator_mode alone says whether the generator trains."
+        )
+    return generator_mode
 
 
 def _is_int(value: Any) -> bool:

@@ -17,7 +17,7 @@ from gymnasium import spaces
 from stable_baselines3.common.preprocessing import get_action_dim, preprocess_obs
 from stable_baselines3.common.torch_layers import BaseFeaturesExtractor, FlattenExtractor
 from stable_baselines3.common.type_aliases import PyTorchObs, Schedule
-from stable_baselines3.sac.policies import Actor, SACPolicy
+from stable_baselines3.sac.policies import LOG_STD_MAX, LOG_STD_MIN, Actor, SACPolicy
 from torch import nn
 
 from sb3_latent.common.action_generator import ActionGenerator
@@ -31,19 +31,44 @@ class LatentActor(Actor):
     Keeping z within about +-2 (as PLAS does) stops the actor from querying the decoder far from where
     it was trained. ``action_space`` here is the unit latent box ``Box(-1, 1, (latent_dim,))``.
 
+    With ``residual_scale`` set (``generator_mode="residual"``), the policy also emits a **residual action**
+    r(s) = residual_scale * tanh(W h(s)), a second head on the latent policy's hidden layer h(s), added to the
+    decoded action (on SB3's [-1, 1] action scale). It is deterministic, so the entropy (or the KL to the prior)
+    stays a quantity of z alone, and its weights start at zero: at first the policy acts exactly through the
+    transferred generator.
+
     :param latent_bound: Half-width of the latent box the codes are squashed into
+    :param residual_scale: Bound of the residual action (``None``: no residual head)
+    :param residual_dim: Dimension of the residual action (the env's action dimension; ignored without
+        ``residual_scale``)
     :param kwargs: Arguments of :class:`stable_baselines3.sac.policies.Actor`
     """
 
-    def __init__(self, *args: Any, latent_bound: float = 2.0, **kwargs: Any):
+    def __init__(
+        self,
+        *args: Any,
+        latent_bound: float = 2.0,
+        residual_scale: float | None = None,
+        residual_dim: int = 0,
+        **kwargs: Any,
+    ):
         super().__init__(*args, **kwargs)
         self.latent_bound = float(latent_bound)
         # log|dz/du| of the scaling z = latent_bound * tanh(u), one term per latent dimension
         self._log_bound = get_action_dim(self.action_space) * math.log(self.latent_bound)
+        self.residual_scale = None if residual_scale is None else float(residual_scale)
+        self.residual_dim = int(residual_dim)
+        self.residual_head: nn.Linear | None = None
+        if self.residual_scale is not None:
+            assert isinstance(self.mu, nn.Linear)
+            self.residual_head = nn.Linear(self.mu.in_features, self.residual_dim)
+            # r(s) = 0 at first: the transferred generator alone decides the first actions.
+            nn.init.zeros_(self.residual_head.weight)
+            nn.init.zeros_(self.residual_head.bias)
 
     def _get_constructor_parameters(self) -> dict[str, Any]:
         data = super()._get_constructor_parameters()
-        data.update(latent_bound=self.latent_bound)
+        data.update(latent_bound=self.latent_bound, residual_scale=self.residual_scale, residual_dim=self.residual_dim)
         return data
 
     def forward(self, obs: PyTorchObs, deterministic: bool = False) -> th.Tensor:
@@ -53,6 +78,29 @@ class LatentActor(Actor):
         """Sample z ~ pi(z|s) (reparameterised) and return it with log pi(z|s)."""
         unit_latent, log_prob = super().action_log_prob(obs)
         return self.latent_bound * unit_latent, log_prob - self._log_bound
+
+    def _distribution_and_residual(self, obs: PyTorchObs) -> tuple[th.Tensor, th.Tensor, th.Tensor | None]:
+        # SB3's get_action_dist_params (no gSDE), keeping the hidden layer for the residual head: one pass.
+        features = self.extract_features(obs, self.features_extractor)
+        latent_pi = self.latent_pi(features)
+        mean_actions = self.mu(latent_pi)
+        log_std = th.clamp(self.log_std(latent_pi), LOG_STD_MIN, LOG_STD_MAX)  # type: ignore[operator]
+        residual = None
+        if self.residual_head is not None and self.residual_scale is not None:
+            residual = self.residual_scale * th.tanh(self.residual_head(latent_pi))
+        return mean_actions, log_std, residual
+
+    def sample_latent(self, obs: PyTorchObs) -> tuple[th.Tensor, th.Tensor, th.Tensor | None]:
+        """z ~ pi(z|s) (reparameterised), log pi(z|s), and the residual action r(s) (``None`` without the head)."""
+        mean_actions, log_std, residual = self._distribution_and_residual(obs)
+        unit_latent, log_prob = self.action_dist.log_prob_from_params(mean_actions, log_std)  # type: ignore[call-arg]
+        return self.latent_bound * unit_latent, log_prob - self._log_bound, residual
+
+    def latent_and_residual(self, obs: PyTorchObs, deterministic: bool = False) -> tuple[th.Tensor, th.Tensor | None]:
+        """z ~ pi(z|s) (its mode when ``deterministic``) and the residual action r(s) (``None`` without the head)."""
+        mean_actions, log_std, residual = self._distribution_and_residual(obs)
+        unit_latent = self.action_dist.actions_from_params(mean_actions, log_std, deterministic=deterministic)  # type: ignore[call-arg]
+        return self.latent_bound * unit_latent, residual
 
 
 class LatentSACPolicy(SACPolicy):
@@ -83,6 +131,9 @@ class LatentSACPolicy(SACPolicy):
     :param decoder: ``"residual"`` (support-preserving, default) or ``"mlp"`` (plain CVAE decoder)
     :param latent_gain: Slope of the identity part of the residual decoder
     :param residual_bound: Bound on the learned part of the residual decoder's pre-tanh mean
+    :param residual_scale: Bound of the residual action the latent policy adds to the decoded action, on SB3's
+        [-1, 1] action scale (``None``: no residual head). Set by ``LatentSAC`` from ``generator_mode="residual"``
+        and its ``residual_scale`` argument, not by hand
     """
 
     actor: LatentActor
@@ -114,6 +165,7 @@ class LatentSACPolicy(SACPolicy):
         decoder: str = "residual",
         latent_gain: float = 1.5,
         residual_bound: float = 0.5,
+        residual_scale: float | None = None,
     ):
         if not isinstance(observation_space, spaces.Box):
             raise UserInputError(
@@ -134,6 +186,11 @@ class LatentSACPolicy(SACPolicy):
             )
         if latent_bound <= 0:
             raise UserInputError(f"latent_bound must be > 0, got {latent_bound}.")
+        if residual_scale is not None and not 0 < residual_scale <= 2:
+            raise UserInputError(
+                f"residual_scale must be in (0, 2] (a bound on SB3's [-1, 1] action scale), got {residual_scale}."
+            )
+        self.residual_scale = None if residual_scale is None else float(residual_scale)
         # Attributes read by make_actor() and _build(), which SACPolicy.__init__ calls.
         self.latent_dim = int(latent_dim)
         self.latent_bound = float(latent_bound)
@@ -177,7 +234,12 @@ class LatentSACPolicy(SACPolicy):
     def make_actor(self, features_extractor: BaseFeaturesExtractor | None = None) -> LatentActor:
         actor_kwargs = self._update_features_extractor(self.actor_kwargs, features_extractor)
         actor_kwargs["action_space"] = self.latent_space
-        return LatentActor(**actor_kwargs, latent_bound=self.latent_bound).to(self.device)
+        return LatentActor(
+            **actor_kwargs,
+            latent_bound=self.latent_bound,
+            residual_scale=self.residual_scale,
+            residual_dim=get_action_dim(self.action_space),
+        ).to(self.device)
 
     def make_action_generator(self) -> ActionGenerator:
         assert self.observation_space.shape is not None
@@ -221,7 +283,7 @@ class LatentSACPolicy(SACPolicy):
 
     def _get_constructor_parameters(self) -> dict[str, Any]:
         data = super()._get_constructor_parameters()
-        data.update(latent_bound=self.latent_bound, **self.generator_policy_kwargs())
+        data.update(latent_bound=self.latent_bound, residual_scale=self.residual_scale, **self.generator_policy_kwargs())
         return data
 
     def generator_input(self, obs: PyTorchObs) -> th.Tensor:
@@ -231,8 +293,15 @@ class LatentSACPolicy(SACPolicy):
 
     def _predict(self, observation: PyTorchObs, deterministic: bool = False) -> th.Tensor:
         # Ancestral sampling (poster, Figure 3): z ~ pi(z|s), then a ~ g(a|s,z); means when deterministic.
-        latent = self.actor(observation, deterministic)
-        return self.action_generator.sample_actions(self.generator_input(observation), latent, deterministic)
+        latent, residual = self.actor.latent_and_residual(observation, deterministic)
+        generator_obs = self.generator_input(observation)
+        if residual is None:
+            return self.action_generator.sample_actions(generator_obs, latent, deterministic)
+        # Residual mode: a = clip(g_mean(s, z) + sigma_g eps + r(s), -1, 1), one clip for noise and residual.
+        actions = self.action_generator.decode(generator_obs, latent) + residual
+        if not deterministic:
+            actions = actions + th.randn_like(actions) * self.action_generator.decoder_log_std_clamped().exp()
+        return actions.clamp(-1.0, 1.0)
 
     def set_training_mode(self, mode: bool) -> None:
         super().set_training_mode(mode)

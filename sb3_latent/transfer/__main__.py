@@ -1,10 +1,21 @@
-"""``python -m sb3_latent.transfer``: naive transfer from the command line, into an rl-zoo3 style run folder.
+"""``python -m sb3_latent.transfer``: transfer from the command line, into rl-zoo3 style run folders.
+
+Naive transfer (no subcommand):
 
     python -m sb3_latent.transfer --source logs/sac/HalfCheetah-v4_1 --env HalfCheetahBackward-v4 -n 30000 -f logs
 
 writes ``logs/sac/HalfCheetahBackward-v4_<id>/HalfCheetahBackward-v4.zip`` with ``0.monitor.csv`` beside it and
 ``HalfCheetahBackward-v4/{args,config}.yml`` (plus ``vecnormalize.pkl`` when normalised), so rl-zoo3's ``enjoy``
 and ``record_video`` read it, and it can be the source of a further transfer.
+
+Multi-task latent transfer (poster, Figure 1), the ``multitask`` subcommand:
+
+    python -m sb3_latent.transfer multitask --tasks HalfCheetah-v4 HalfCheetahBackward-v4 \
+        --target HalfCheetahTask-v4 --target-kwargs target_speed:1.5 -n 30000 --mode frozen -f logs
+
+trains one LatentSAC per base task, all sharing one action generator, then a LatentSAC on the target task that
+starts from that generator. Each base task gets a run folder ``logs/latent_sac/<task>_<id>/`` and the target one
+``logs/latent_sac/<target>_<id>/``, which also holds the generator as ``action_generator.pt``.
 """
 
 from __future__ import annotations
@@ -48,6 +59,14 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 
 def main(argv: list[str] | None = None) -> None:
+    argv = sys.argv[1:] if argv is None else list(argv)
+    if argv[:1] == ["multitask"]:
+        multitask_main(argv[1:])
+        return
+    naive_main(argv)
+
+
+def naive_main(argv: list[str]) -> None:
     from huggingface_sb3 import EnvironmentName
     from rl_zoo3.utils import get_latest_run_id
 
@@ -100,10 +119,7 @@ def main(argv: list[str] | None = None) -> None:
         config["normalize"] = False
     elif not config.get("normalize"):
         config["normalize"] = True  # statistics given explicitly (vecnormalize=...), not by the source's config
-    os.makedirs(params_path, exist_ok=True)
-    for name, content in (("args.yml", saved_args), ("config.yml", config)):
-        with open(os.path.join(params_path, name), "w") as file:
-            yaml.dump(content, file)
+    _write_run_files(params_path, saved_args, config)
     if args.verbose > 0:
         print(f"Fine-tuning {run.model_path or args.source} on {args.env}; log path: {save_path}")
 
@@ -116,6 +132,123 @@ def main(argv: list[str] | None = None) -> None:
     vec_normalize = model.get_vec_normalize_env()
     if vec_normalize is not None:
         vec_normalize.save(os.path.join(params_path, "vecnormalize.pkl"))
+
+
+def _write_run_files(params_path: str, args: dict[str, Any], config: dict[str, Any]) -> None:
+    """rl-zoo3's ``<run>/<env>/args.yml`` and ``config.yml``, which its ``enjoy`` and our transfers read."""
+    os.makedirs(params_path, exist_ok=True)
+    for name, content in (("args.yml", args), ("config.yml", config)):
+        with open(os.path.join(params_path, name), "w") as file:
+            yaml.dump(content, file)
+
+
+def parse_multitask_args(argv: list[str] | None = None) -> argparse.Namespace:
+    from rl_zoo3.utils import StoreDict
+
+    from sb3_latent.transfer.latent import TRANSFER_MODES
+
+    parser = argparse.ArgumentParser(
+        prog="python -m sb3_latent.transfer multitask",
+        description="Train one action generator on several base tasks (one LatentSAC each, sharing the generator), "
+        "then a LatentSAC on a target task that starts from it (latent transfer, poster Figure 1).",
+    )
+    parser.add_argument("--tasks", nargs="+", required=True, help="base task env ids (their data trains the generator)")
+    parser.add_argument("--target", required=True, help="target task env id, e.g. HalfCheetahTask-v4")
+    parser.add_argument("--target-kwargs", nargs="+", action=StoreDict, default=None, help="target env kwargs, key:value")
+    parser.add_argument("-n", "--n-timesteps", type=int, required=True, help="env steps on each base task")
+    parser.add_argument("--target-n-timesteps", type=int, default=None, help="env steps on the target task (default: -n)")
+    parser.add_argument("--mode", choices=TRANSFER_MODES, default="frozen", help="what the target does with the generator")
+    parser.add_argument("--chunk", type=int, default=1000, help="env steps per base task before switching to the next")
+    parser.add_argument("-f", "--log-folder", default="logs", help="log folder, as rl-zoo3's (default: logs)")
+    parser.add_argument("-params", "--hyperparams", nargs="+", action=StoreDict, default={}, help="LatentSAC args, key:value")
+    parser.add_argument(
+        "--target-params", nargs="+", action=StoreDict, default={}, help="LatentSAC args of the target only (over -params)"
+    )
+    parser.add_argument("--seed", type=int, default=None, help="random seed (base task i: seed + i; target: seed + n)")
+    parser.add_argument("--verbose", type=int, default=1, help="verbosity of the models (0: none)")
+    return parser.parse_args(argv)
+
+
+def multitask_main(argv: list[str]) -> None:
+    from huggingface_sb3 import EnvironmentName
+    from rl_zoo3.utils import get_latest_run_id
+    from stable_baselines3.common.logger import configure
+
+    from sb3_latent.errors import UserInputError
+    from sb3_latent.transfer.latent import latent_transfer, train_multitask_generator
+    from sb3_latent.zoo import register, set_default_num_threads
+
+    register()
+    set_default_num_threads()
+    args = parse_multitask_args(argv)
+    if "seed" in args.hyperparams:  # rl-zoo3 habit: -params seed:0
+        args.seed = args.hyperparams.pop("seed")
+    log_path = os.path.join(args.log_folder, "latent_sac")
+
+    def new_run(env_id: str) -> tuple[str, str]:
+        env_name = EnvironmentName(env_id)
+        save_path = os.path.join(log_path, f"{env_name}_{get_latest_run_id(log_path, env_name) + 1}")
+        os.makedirs(save_path, exist_ok=True)
+        return save_path, os.path.join(save_path, env_name)
+
+    base_runs = {task: new_run(task) for task in args.tasks}
+    target_path, target_params_path = new_run(args.target)
+    generator_path = os.path.join(target_path, "action_generator.pt")
+    target_n_timesteps = args.target_n_timesteps if args.target_n_timesteps is not None else args.n_timesteps
+    try:
+        if len(set(args.tasks)) != len(args.tasks):
+            raise UserInputError(f"Each base task must appear once in --tasks, got {args.tasks}.")
+        if args.verbose > 0:
+            print(f"Training one action generator on {', '.join(args.tasks)}: {args.n_timesteps} steps each")
+        generator, models = train_multitask_generator(
+            args.tasks,
+            args.n_timesteps,
+            chunk=args.chunk,
+            seed=args.seed,
+            save_path=generator_path,
+            log_dirs={task: save_path for task, (save_path, _) in base_runs.items()},
+            verbose=args.verbose,
+            **args.hyperparams,
+        )
+        target_kwargs = {**args.hyperparams, **args.target_params}
+        target_seed = None if args.seed is None else args.seed + len(args.tasks)
+        model = latent_transfer(
+            generator,
+            args.target,
+            args.mode,
+            env_kwargs=args.target_kwargs,
+            monitor_dir=target_path,
+            seed=target_seed,
+            verbose=args.verbose,
+            **target_kwargs,
+        )
+    except UserInputError as error:
+        sys.exit(f"error: {error}")
+
+    for task, (save_path, params_path) in base_runs.items():
+        models[task].save(os.path.join(save_path, EnvironmentName(task)))
+        saved_args = {"algo": "latent_sac", "env": task, "env_kwargs": None, "seed": args.seed, "multitask": vars(args)}
+        config = {**args.hyperparams, "n_timesteps": args.n_timesteps, "normalize": False, "multitask_tasks": args.tasks}
+        _write_run_files(params_path, saved_args, config)
+    # The target run's config reproduces its training with rl-zoo3 (action_generator and generator_mode are
+    # LatentSAC arguments): python -m rl_zoo3.train --algo latent_sac --env <target> -params action_generator:... ...
+    saved_args = {"algo": "latent_sac", "env": args.target, "env_kwargs": args.target_kwargs, "seed": target_seed}
+    config = {
+        **target_kwargs,
+        "action_generator": os.path.abspath(generator_path),
+        "generator_mode": args.mode,
+        "n_timesteps": target_n_timesteps,
+        "normalize": False,
+        "multitask_tasks": args.tasks,
+    }
+    _write_run_files(target_params_path, {**saved_args, "multitask": vars(args)}, config)
+    if args.verbose > 0:
+        print(f"Action generator saved to {generator_path}; training {args.target} ({args.mode}); log path: {target_path}")
+    model.set_logger(configure(target_path, ["csv", "stdout"] if args.verbose > 0 else ["csv"]))
+    with contextlib.suppress(KeyboardInterrupt):
+        model.learn(target_n_timesteps)
+    print(f"Saving to {target_path}")
+    model.save(os.path.join(target_path, EnvironmentName(args.target)))
 
 
 if __name__ == "__main__":
