@@ -142,6 +142,8 @@ def test_latent_sac_zoo_train_enjoy_and_continue(zoo_env, tmp_path):
     model_path = tmp_path / "latent_sac" / "HalfCheetah-v4_1" / "HalfCheetah-v4.zip"
     assert n_updates(model_path) == 100
     run(f"-m rl_zoo3.enjoy {common} -n 200 --no-render", zoo_env, tmp_path)
+    run(f"-m rl_zoo3.record_video {common} -n 50 -o videos", zoo_env, tmp_path)
+    assert list((tmp_path / "videos").glob("*.mp4"))
     # Continued training with -i: rl-zoo3 drops policy_kwargs on reload; the generator's shape comes from the zip.
     run(f"{train} -n 400 -i {model_path}", zoo_env, tmp_path)
     continued = tmp_path / "latent_sac" / "HalfCheetah-v4_2" / "HalfCheetah-v4.zip"
