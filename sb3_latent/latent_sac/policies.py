@@ -313,17 +313,17 @@ class LatentSACPolicy(SACPolicy):
         self.action_generator.train(mode)
 
 
+# ActionGenerator constructor argument -> LatentSACPolicy's policy_kwargs name, where they differ.
+_GENERATOR_KWARG_NAMES = {"net_arch": "generator_net_arch", "activation_fn": "generator_activation_fn"}
+
+
 def generator_policy_kwargs(generator: ActionGenerator) -> dict[str, Any]:
     """The ``policy_kwargs`` entries of ``LatentSACPolicy`` that rebuild ``generator``'s architecture."""
-    return dict(
-        latent_dim=generator.latent_dim,
-        generator_net_arch=list(generator.net_arch),
-        generator_activation_fn=generator.activation_fn,
-        prior=generator.prior,
-        decoder=generator.decoder,
-        latent_gain=generator.latent_gain,
-        residual_bound=generator.residual_bound,
-    )
+    architecture = generator.architecture()
+    # The spaces come from the env, and the activation goes in as the class, not its saved name.
+    del architecture["observation_shape"], architecture["action_dim"]
+    architecture["activation_fn"] = generator.activation_fn
+    return {_GENERATOR_KWARG_NAMES.get(name, name): value for name, value in architecture.items()}
 
 
 MlpPolicy = LatentSACPolicy
