@@ -3,10 +3,6 @@
 import functools
 import math
 import os
-import shlex
-import subprocess
-import sys
-import zipfile
 from pathlib import Path
 
 import numpy as np
@@ -15,6 +11,7 @@ import torch as th
 import yaml
 from stable_baselines3 import SAC
 from stable_baselines3.common.logger import configure
+from zoo_helpers import n_updates, run_python
 
 from sb3_latent import LatentSAC
 from sb3_latent.common import ActionGenerator
@@ -68,19 +65,6 @@ def assert_all_differ(module: th.nn.Module, other: th.nn.Module) -> None:
     other_state = other.state_dict()
     for name, tensor in module.state_dict().items():
         assert not th.equal(tensor, other_state[name]), f"{name} was kept"
-
-
-def n_updates(model_path: Path) -> int:
-    with zipfile.ZipFile(model_path) as archive:
-        return int(__import__("json").loads(archive.read("data"))["_n_updates"])
-
-
-def run_python(command: str, cwd: Path) -> subprocess.CompletedProcess:
-    env = {**os.environ, "OMP_NUM_THREADS": "1", "MUJOCO_GL": "egl", "PYTHONWARNINGS": "ignore::DeprecationWarning"}
-    result = subprocess.run([sys.executable, *shlex.split(command)], capture_output=True, text=True, env=env, cwd=cwd)
-    if result.returncode != 0:
-        pytest.fail(f"python {command} failed:\n{result.stdout[-3000:]}\n{result.stderr[-3000:]}")
-    return result
 
 
 # --- What latent transfer keeps and resets ---------------------------------------------------------------------------

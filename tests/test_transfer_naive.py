@@ -6,7 +6,6 @@ import pickle
 import shlex
 import subprocess
 import sys
-import zipfile
 from pathlib import Path
 
 import gymnasium as gym
@@ -17,6 +16,7 @@ from sb3_contrib import TQC
 from stable_baselines3 import SAC, TD3
 from stable_baselines3.common.off_policy_algorithm import OffPolicyAlgorithm
 from stable_baselines3.common.save_util import load_from_pkl
+from zoo_helpers import n_updates, run_python
 
 from sb3_latent.errors import UserInputError
 from sb3_latent.transfer import PolicyWarmup, finetune
@@ -74,11 +74,6 @@ def assert_optimizer_equal(optimizer: th.optim.Optimizer, expected: th.optim.Opt
     tensors, expected_tensors = optimizer_tensors(optimizer), optimizer_tensors(expected)
     assert len(tensors) == len(expected_tensors) > 0
     assert all(th.equal(a, b) for a, b in zip(tensors, expected_tensors, strict=True))
-
-
-def n_updates(model_path: Path) -> int:
-    with zipfile.ZipFile(model_path) as archive:
-        return int(__import__("json").loads(archive.read("data"))["_n_updates"])
 
 
 # --- What is kept and what is reset ---------------------------------------------------------------------------------
@@ -241,14 +236,6 @@ def test_mismatched_spaces_name_both():
 
 
 # --- rl-zoo3 run folders, rl-zoo3's -i, our CLI ---------------------------------------------------------------------
-
-
-def run_python(command: str, cwd: Path) -> subprocess.CompletedProcess:
-    env = {**os.environ, "OMP_NUM_THREADS": "1", "MUJOCO_GL": "egl", "PYTHONWARNINGS": "ignore::DeprecationWarning"}
-    result = subprocess.run([sys.executable, *shlex.split(command)], capture_output=True, text=True, env=env, cwd=cwd)
-    if result.returncode != 0:
-        pytest.fail(f"python {command} failed:\n{result.stdout[-3000:]}\n{result.stderr[-3000:]}")
-    return result
 
 
 @pytest.fixture(scope="module")

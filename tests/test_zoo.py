@@ -1,14 +1,13 @@
 """rl-zoo3 sees our tasks, YAMLs and algorithms through the start-up hook, and nothing else changes."""
 
 import os
-import shlex
 import subprocess
 import sys
-import zipfile
 from pathlib import Path
 
 import pytest
 import yaml
+from zoo_helpers import n_updates, run_python
 
 import sb3_latent
 from sb3_latent.errors import UserInputError
@@ -19,16 +18,7 @@ ZOO_HYPERPARAMS = Path(__import__("rl_zoo3").__file__).parent / "hyperparams"
 
 def run(command: str, env: dict[str, str], cwd: Path, check: bool = True) -> subprocess.CompletedProcess:
     """Run `python <command>` in cwd (the test's tmp_path, also the log folder)."""
-    args = shlex.split(command)
-    result = subprocess.run([sys.executable, *args], capture_output=True, text=True, env=env, cwd=cwd)
-    if check and result.returncode != 0:
-        pytest.fail(f"{command} failed:\n{result.stdout[-3000:]}\n{result.stderr[-3000:]}")
-    return result
-
-
-def n_updates(model_path: Path) -> int:
-    with zipfile.ZipFile(model_path) as archive:
-        return int(__import__("json").loads(archive.read("data"))["_n_updates"])
+    return run_python(command, cwd, env=env, check=check)
 
 
 def test_python_start_is_lazy_but_hooked():
