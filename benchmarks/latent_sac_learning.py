@@ -8,6 +8,7 @@ evaluation to ``benchmarks/results/<env>/<algo>_seed<seed>.csv`` as it goes. Run
     python benchmarks/latent_sac_learning.py --env Pendulum-v1 --seeds 0 1 2 --steps 15000 --eval-freq 1000
     python benchmarks/latent_sac_learning.py --env HalfCheetah-v4 --seeds 0 --steps 40000 --eval-freq 5000
     python benchmarks/latent_sac_learning.py --env Pendulum-v1 --plot-only
+    python benchmarks/latent_sac_learning.py --algos latent_sac --results benchmarks/results/speed-after   # elsewhere
 """
 
 from __future__ import annotations
@@ -48,8 +49,8 @@ def hyperparams(algo: str, env_id: str) -> dict[str, Any]:
     return entry
 
 
-def csv_path(env_id: str, algo: str, seed: int) -> Path:
-    return RESULTS / env_id / f"{algo}_seed{seed}.csv"
+def csv_path(env_id: str, algo: str, seed: int, results: Path = RESULTS) -> Path:
+    return results / env_id / f"{algo}_seed{seed}.csv"
 
 
 def finished(path: Path, steps: int) -> bool:
@@ -60,9 +61,9 @@ def finished(path: Path, steps: int) -> bool:
     return bool(rows) and int(rows[-1]["timesteps"]) >= steps
 
 
-def run(job: tuple[str, str, int, int, int, int]) -> str:
+def run(job: tuple[str, str, int, int, int, int, Path]) -> str:
     """Train one (algo, env, seed) in this single-threaded process, appending a CSV row per evaluation."""
-    algo, env_id, seed, steps, eval_freq, eval_episodes = job
+    algo, env_id, seed, steps, eval_freq, eval_episodes, results = job
     import gymnasium as gym
     import torch as th
     from stable_baselines3 import SAC
@@ -74,7 +75,7 @@ def run(job: tuple[str, str, int, int, int, int]) -> str:
 
     th.set_num_threads(1)
     register_envs()
-    path = csv_path(env_id, algo, seed)
+    path = csv_path(env_id, algo, seed, results)
     path.parent.mkdir(parents=True, exist_ok=True)
     path.unlink(missing_ok=True)  # an unfinished run starts over
     eval_env = gym.make(env_id)
@@ -101,7 +102,7 @@ def run(job: tuple[str, str, int, int, int, int]) -> str:
     return f"{algo} {env_id} seed {seed}: {time.time() - start:.0f} s"
 
 
-def plot(env_id: str) -> Path | None:
+def plot(env_id: str, results: Path = RESULTS) -> Path | None:
     import matplotlib
 
     matplotlib.use("Agg")
@@ -113,7 +114,7 @@ def plot(env_id: str) -> Path | None:
     plotted = False
     for algo, label in (("sac", "SB3 SAC"), ("latent_sac", "LatentSAC")):
         curves = []
-        for path in sorted((RESULTS / env_id).glob(f"{algo}_seed*.csv")):
+        for path in sorted((results / env_id).glob(f"{algo}_seed*.csv")):
             with path.open() as f:
                 rows = list(csv.DictReader(f))
             if rows:
@@ -136,7 +137,7 @@ def plot(env_id: str) -> Path | None:
     ax.set_title(f"{env_id}: mean and 95% CI across seeds")
     ax.legend()
     ax.grid(alpha=0.3)
-    out = RESULTS / f"{env_id}_learning.png"
+    out = results / f"{env_id}_learning.png"
     fig.tight_layout()
     fig.savefig(out, dpi=120)
     plt.close(fig)
@@ -153,21 +154,22 @@ def main() -> None:
     parser.add_argument("--eval-episodes", type=int, default=10)
     parser.add_argument("--workers", type=int, default=2, help="processes at a time (one thread each)")
     parser.add_argument("--plot-only", action="store_true")
+    parser.add_argument("--results", type=Path, default=RESULTS, help="results root: <results>/<env>/<algo>_seed<k>.csv")
     args = parser.parse_args()
 
     if not args.plot_only:
         # SAC and LatentSAC of the same seed side by side, so that both see the same machine load.
         jobs = [
-            (algo, args.env, seed, args.steps, args.eval_freq, args.eval_episodes)
+            (algo, args.env, seed, args.steps, args.eval_freq, args.eval_episodes, args.results.resolve())
             for seed in args.seeds
             for algo in args.algos
-            if not finished(csv_path(args.env, algo, seed), args.steps)
+            if not finished(csv_path(args.env, algo, seed, args.results), args.steps)
         ]
         os.environ["OMP_NUM_THREADS"] = "1"  # inherited by the spawned workers before they import torch
         with multiprocessing.get_context("spawn").Pool(args.workers, maxtasksperchild=1) as pool:
             for message in pool.imap_unordered(run, jobs):
                 print(message, flush=True)
-    out = plot(args.env)
+    out = plot(args.env, args.results)
     print(f"plot: {out}")
 
 

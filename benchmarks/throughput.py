@@ -32,6 +32,13 @@ ARMS: dict[str, dict[str, Any]] = {
     "sac_parallel_train": {"algo": "sac", "threads": 1, "parallel_train": True},
     "latent_sac": {"algo": "latent_sac", "threads": 1},
     "latent_sac_2_threads": {"algo": "latent_sac", "threads": 2},
+    # The generator's update on a second thread (a second core), one torch thread per op in each.
+    "latent_sac_concurrent": {"algo": "latent_sac", "threads": 1, "kwargs": {"concurrent_generator_update": True}},
+    "latent_sac_concurrent_2_threads": {
+        "algo": "latent_sac",
+        "threads": 2,
+        "kwargs": {"concurrent_generator_update": True},
+    },
 }
 CPU_ARMS = list(ARMS)
 # (arm, baseline) pairs whose ratio the issue asks for.

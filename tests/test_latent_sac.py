@@ -1,5 +1,6 @@
 """LatentSAC: run, save/load, determinism, generator learning and transfer, bounds, bad input, NaN check."""
 
+import csv
 import math
 import os
 
@@ -30,7 +31,6 @@ LOGGED = (
     "train/critic_loss",
     "train/ent_coef",
     "train/latent_entropy",
-    "train/action_spread_over_z",
 )
 
 
@@ -66,7 +66,9 @@ def test_learn_pendulum(decoder: str, prior: str) -> None:
     logged = model.logger.name_to_value
     for key in LOGGED:
         assert key in logged and math.isfinite(logged[key]), key
-    assert logged["train/action_spread_over_z"] > 0.01  # the decoder uses z
+    diagnostics = model.generator_diagnostics()
+    assert diagnostics["action_spread_over_z"] > 0.01  # the decoder uses z
+    assert 0 < diagnostics["decoder_std"] <= 1
     assert model.target_entropy == -model.policy.latent_dim
 
 
@@ -155,6 +157,27 @@ def test_same_seed_same_result() -> None:
     first, second, other = run(3), run(3), run(4)
     assert all(th.equal(first[key], second[key]) for key in first)
     assert not all(th.equal(first[key], other[key]) for key in first)
+
+
+def test_concurrent_generator_update(tmp_path) -> None:
+    def run(concurrent: bool) -> LatentSAC:
+        model = quiet(LatentSAC("Pendulum-v1", seed=0, concurrent_generator_update=concurrent, **FAST))
+        model.learn(300)
+        return model
+
+    first, second, default = run(True), run(True), run(False)
+    assert first._n_generator_updates == default._n_generator_updates == 20 + 200
+    state = first.policy.state_dict()
+    # Reproducible for a fixed seed, but not the default's numbers: the RL losses read the generator one update behind.
+    assert all(th.equal(tensor, second.policy.state_dict()[key]) for key, tensor in state.items())
+    assert not all(th.equal(tensor, default.policy.state_dict()[key]) for key, tensor in state.items())
+    # The copy the RL losses read has caught up with the generator after train().
+    for copied, trained in zip(first._rl_generator_copy.parameters(), first.action_generator.parameters(), strict=True):
+        assert th.equal(copied, trained) and not copied.requires_grad
+    first.save(tmp_path / "model.zip")
+    loaded = LatentSAC.load(tmp_path / "model.zip", env=gym.make("Pendulum-v1"))
+    assert loaded.concurrent_generator_update
+    loaded.learn(50, reset_num_timesteps=False)
 
 
 @pytest.mark.parametrize("decoder", ["residual", "mlp"])
@@ -281,6 +304,10 @@ def test_frozen_generator_and_actor_gradient() -> None:
         (lambda: LatentSAC("Pendulum-v1", generator_train_freq=0), "generator_train_freq"),
         (lambda: LatentSAC("Pendulum-v1", generator_warmup_steps=-1), "generator_warmup_steps"),
         (lambda: LatentSAC("Pendulum-v1", use_sde=True), "gSDE"),
+        (
+            lambda: LatentSAC("Pendulum-v1", concurrent_generator_update=True, actor_trains_generator=True),
+            "actor_trains_generator",
+        ),
     ],
 )
 def test_bad_input(make_model, match: str) -> None:
@@ -315,6 +342,23 @@ def test_logging_outputs(tmp_path) -> None:
     model = LatentSAC("Pendulum-v1", tensorboard_log=str(tmp_path), **FAST)
     model.learn(250, progress_bar=True, log_interval=1, tb_log_name="latent")
     assert any(name.startswith("latent") for name in os.listdir(tmp_path))
+
+
+def test_generator_diagnostics_are_logged_without_changing_training(tmp_path) -> None:
+    def run(log_interval: int) -> LatentSAC:
+        model = LatentSAC("Pendulum-v1", seed=0, **FAST)
+        model.set_logger(configure(str(tmp_path / str(log_interval)), ["csv"]))
+        model.learn(450, log_interval=log_interval)  # Pendulum episodes are 200 steps: dumps at 200 and 400
+        return model
+
+    logged, silent = run(log_interval=1), run(log_interval=1000)
+    with open(tmp_path / "1" / "progress.csv") as file:
+        rows = list(csv.DictReader(file))
+    assert len(rows) == 2
+    assert all(float(row["train/action_spread_over_z"]) > 0.01 and float(row["train/decoder_std"]) > 0 for row in rows)
+    # The diagnostics draw their codes from a private stream: logging them leaves training bit-identical.
+    for key, tensor in logged.policy.state_dict().items():
+        assert th.equal(tensor, silent.policy.state_dict()[key]), key
 
 
 def test_target_entropy_and_kl_weight_are_settable() -> None:

@@ -187,10 +187,10 @@ class ActionGenerator(nn.Module):
         noise = th.randn_like(mean) * self.decoder_log_std_clamped().exp()
         return (mean + noise).clamp(-1.0, 1.0)
 
-    def sample_prior(self, obs: th.Tensor, n_samples: int = 1) -> th.Tensor:
-        """z ~ p(z|s), shape (n_samples, batch, latent_dim)."""
+    def sample_prior(self, obs: th.Tensor, n_samples: int = 1, generator: th.Generator | None = None) -> th.Tensor:
+        """z ~ p(z|s), shape (n_samples, batch, latent_dim); ``generator``: a random stream (default: torch's global one)."""
         mean, log_std = self.prior_distribution(obs)
-        return mean + log_std.exp() * th.randn((n_samples, *mean.shape), device=mean.device)
+        return mean + log_std.exp() * th.randn((n_samples, *mean.shape), device=mean.device, generator=generator)
 
     def forward(self, obs: th.Tensor, latent: th.Tensor, deterministic: bool = False) -> th.Tensor:
         return self.sample_actions(obs, latent, deterministic)

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import copy
 import io
 import math
 import pathlib
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any, ClassVar, TypeVar, Union
 
 import numpy as np
@@ -30,7 +32,7 @@ GeneratorSource = Union[ActionGenerator, "LatentSAC", str, pathlib.Path, io.Buff
 # Columns of the per-step statistics that train() keeps on the device (one host transfer per call).
 RL_STATS = ("critic_loss", "actor_loss", "ent_coef_loss", "ent_coef", "latent_entropy", "prior_kl", "residual_magnitude")
 GENERATOR_STATS = ("reconstruction_loss", "kl_loss")
-# States and latent codes per state used for train/action_spread_over_z.
+# States and latent codes per state used for train/action_spread_over_z (generator_diagnostics).
 SPREAD_STATES = 16
 SPREAD_CODES = 8
 
@@ -123,6 +125,10 @@ class LatentSAC(SAC):
         sampled z; p is the generator's prior, N(0, I) or the learned p(z|s))
     :param target_kl: with ``policy_regularizer="prior_kl"`` and ``ent_coef="auto"``, alpha is tuned so that
         KL(pi(z|s) || p(z|s)) approaches ``target_kl`` nats; ``"auto"`` is ``0.5 * latent_dim``
+    :param concurrent_generator_update: run each generator (ELBO) update on a second thread, concurrently with the
+        latent policy, critic and temperature updates of the same gradient step, which then read the generator as it
+        was one update earlier (by default they read it just updated). Uses a second CPU core; results are
+        reproducible for a fixed seed, but differ from the default's. Not with ``actor_trains_generator``
     :param _init_setup_model: Whether or not to build the network at the creation of the instance
     """
 
@@ -172,6 +178,7 @@ class LatentSAC(SAC):
         residual_scale: float = 0.2,
         policy_regularizer: str = "entropy",
         target_kl: str | float = "auto",
+        concurrent_generator_update: bool = False,
         _init_setup_model: bool = True,
     ):
         # LatentSAC("HalfCheetah-v4") / LatentSAC(env): the only argument is the environment.
@@ -250,6 +257,7 @@ class LatentSAC(SAC):
         self._action_generator_source = action_generator
         self._generator_warmed_up = False
         self._n_generator_updates = 0
+        self.concurrent_generator_update = bool(concurrent_generator_update)
 
         if _init_setup_model:
             self._setup_model()
@@ -326,6 +334,12 @@ class LatentSAC(SAC):
             self.lr_schedule if self.generator_learning_rate is None else FloatSchedule(self.generator_learning_rate)
         )
         self._setup_generator_optimizer()
+        # generator_diagnostics(): the last minibatch's states and a private random stream (not saved).
+        self._diagnostic_obs: th.Tensor | None = None
+        self._diagnostic_rng = th.Generator(device=self.device).manual_seed(0)
+        # concurrent_generator_update: the ELBO step's thread and the generator copy the RL losses read (not saved).
+        self._generator_executor: ThreadPoolExecutor | None = None
+        self._rl_generator_copy: ActionGenerator | None = None
 
     def _check_options(self) -> None:
         if self.generator_mode not in GENERATOR_MODES:
@@ -337,6 +351,11 @@ class LatentSAC(SAC):
         if not 0 < self.residual_scale <= 2:
             raise UserInputError(
                 f"residual_scale must be in (0, 2] (a bound on SB3's [-1, 1] action scale), got {self.residual_scale}."
+            )
+        if self.concurrent_generator_update and self.actor_trains_generator:
+            raise UserInputError(
+                "concurrent_generator_update=True updates the generator on a second thread while the actor's loss reads "
+                "it, so the actor's loss cannot also update its decoder (actor_trains_generator=True). Use one of the two."
             )
         if not (self.target_kl == "auto" or (isinstance(self.target_kl, (int, float)) and self.target_kl >= 0)):
             raise UserInputError(f"target_kl must be 'auto' or a number >= 0 (nats), got {self.target_kl!r}.")
@@ -400,7 +419,9 @@ class LatentSAC(SAC):
         """
         self.action_generator.save(path)
 
-    def train(self, gradient_steps: int, batch_size: int = 64) -> None:
+    # Every loss term of the update lives in this one function, on purpose (docs/modules/latent_sac.md), hence its
+    # branch count: the generator modes, the residual head and the two regularisers each add one.
+    def train(self, gradient_steps: int, batch_size: int = 64) -> None:  # noqa: C901
         # Switch to train mode (this affects batch norm / dropout)
         self.policy.set_training_mode(True)
         # Update optimizers learning rate
@@ -415,56 +436,79 @@ class LatentSAC(SAC):
         assert self.replay_buffer is not None
         generator = self.action_generator
         log_2pi = 0.5 * generator.action_dim * math.log(2.0 * math.pi)
+
+        # ---------------- Action generator: maximise J = E_q[log g(a|s,z)] - beta KL(q(z|s,a) || p(z)) (Fig. 2)
+        def elbo_step(generator_obs: th.Tensor, actions: th.Tensor, noise: th.Tensor) -> th.Tensor:
+            """One generator update on (s, a) pairs; ``noise`` ~ N(0, I) is drawn by the caller (see below)."""
+            # z ~ q(z|s,a), reparameterised: z = mu_q + sigma_q * eps
+            z_mean, z_log_std = generator.encode(generator_obs, actions)
+            z_q = z_mean + z_log_std.exp() * noise
+            # -E_q[log g(a|s,z)]: Gaussian on the scaled action, tanh-bounded mean, learned state-independent
+            # log-std; finite at a = +-1 where a tanh-Gaussian's atanh(a) is not.
+            decoder_log_std = generator.decoder_log_std_clamped()
+            error = (actions - generator.decode(generator_obs, z_q)) * th.exp(-decoder_log_std)
+            reconstruction_loss = (0.5 * error.pow(2) + decoder_log_std).sum(dim=1).mean() + log_2pi
+            # KL(q(z|s,a) || p(z|s)) between diagonal Gaussians, summed over latent dims
+            if generator.prior_net is None:  # p(z) = N(0, I): the closed form with mu_p = 0, sigma_p = 1
+                kl = 0.5 * ((2.0 * z_log_std).exp() + z_mean.pow(2)) - z_log_std - 0.5
+            else:  # learned p(z|s)
+                prior_mean, prior_log_std = generator.prior_distribution(generator_obs)
+                kl = (
+                    prior_log_std
+                    - z_log_std
+                    + 0.5 * ((2.0 * z_log_std).exp() + (z_mean - prior_mean).pow(2)) * th.exp(-2.0 * prior_log_std)
+                    - 0.5
+                )
+            kl_loss = kl.sum(dim=1).mean()
+            generator_loss = reconstruction_loss + self.kl_weight * kl_loss  # -J
+            self.generator_optimizer.zero_grad(set_to_none=True)
+            generator_loss.backward()
+            self.generator_optimizer.step()
+            return th.stack([reconstruction_loss.detach(), kl_loss.detach()])
+
+        # Logged values stay on the device as tensors: one host transfer per train() call, none per step.
+        rl_stats: list[th.Tensor] = []
+        generator_stats: list[th.Tensor] = []
+
+        # The ELBO step's noise is drawn by the caller, in this thread and in a fixed order, so that the concurrent
+        # mode below stays reproducible.
+        def sample_noise(batch: th.Tensor) -> th.Tensor:
+            return th.randn((batch.shape[0], generator.latent_dim), device=self.device)
+
         # First call: fit the generator to the random-exploration data before the latent policy relies on it.
         n_warmup = 0
         if self.train_generator and not self._generator_warmed_up:
             n_warmup = self.generator_warmup_steps
             self._generator_warmed_up = True
+        for _ in range(n_warmup):
+            replay_data = self.replay_buffer.sample(batch_size, env=self._vec_normalize_env)
+            generator_obs = self.policy.generator_input(replay_data.observations)
+            generator_stats.append(elbo_step(generator_obs, replay_data.actions, sample_noise(replay_data.actions)))
+
+        # concurrent_generator_update: the ELBO step runs on a second thread while the RL losses below read a copy of
+        # the generator as it was before that step (one update behind); the copy catches up after each step.
+        # Otherwise the RL losses read the generator itself, just updated.
+        concurrent = self.concurrent_generator_update and self.train_generator
+        rl_generator = self._generator_copy() if concurrent else generator
         n_updates_before = self._n_updates
         # The regulariser alpha weighs, and the value alpha is tuned toward (see the temperature step below).
         prior_kl = self.policy_regularizer == "prior_kl"
         regularizer_target = -float(self.target_kl) if prior_kl else float(self.target_entropy)  # type: ignore[arg-type]
         zero = th.zeros((), device=self.device)
-        # Logged values stay on the device as tensors: one host transfer per train() call, none per step.
-        rl_stats: list[th.Tensor] = []
-        generator_stats: list[th.Tensor] = []
 
-        for step in range(n_warmup + gradient_steps):
+        for gradient_step in range(gradient_steps):
             replay_data = self.replay_buffer.sample(batch_size, env=self._vec_normalize_env)
-            gradient_step = step - n_warmup  # < 0 during the generator warm-up
             observations, actions = replay_data.observations, replay_data.actions  # actions scaled to [-1, 1]
             generator_obs = self.policy.generator_input(observations)
 
-            # ---------------- Action generator: maximise J = E_q[log g(a|s,z)] - beta KL(q(z|s,a) || p(z)) (Fig. 2)
-            update_generator = gradient_step < 0 or (n_updates_before + gradient_step) % self.generator_train_freq == 0
-            if self.train_generator and update_generator:
-                # z ~ q(z|s,a), reparameterised: z = mu_q + sigma_q * eps
-                z_mean, z_log_std = generator.encode(generator_obs, actions)
-                z_q = z_mean + z_log_std.exp() * th.randn_like(z_mean)
-                # -E_q[log g(a|s,z)]: Gaussian on the scaled action, tanh-bounded mean, learned state-independent
-                # log-std; finite at a = +-1 where a tanh-Gaussian's atanh(a) is not.
-                decoder_log_std = generator.decoder_log_std_clamped()
-                error = (actions - generator.decode(generator_obs, z_q)) * th.exp(-decoder_log_std)
-                reconstruction_loss = (0.5 * error.pow(2) + decoder_log_std).sum(dim=1).mean() + log_2pi
-                # KL(q(z|s,a) || p(z|s)) between diagonal Gaussians, summed over latent dims (p = N(0, I) by default)
-                prior_mean, prior_log_std = generator.prior_distribution(generator_obs)
-                kl_loss = (
-                    (
-                        prior_log_std
-                        - z_log_std
-                        + 0.5 * ((2.0 * z_log_std).exp() + (z_mean - prior_mean).pow(2)) * th.exp(-2.0 * prior_log_std)
-                        - 0.5
+            pending_elbo_step = None
+            if self.train_generator and (n_updates_before + gradient_step) % self.generator_train_freq == 0:
+                if concurrent:
+                    pending_elbo_step = self._generator_worker().submit(
+                        elbo_step, generator_obs, actions, sample_noise(actions)
                     )
-                    .sum(dim=1)
-                    .mean()
-                )
-                generator_loss = reconstruction_loss + self.kl_weight * kl_loss  # -J
-                self.generator_optimizer.zero_grad(set_to_none=True)
-                generator_loss.backward()
-                self.generator_optimizer.step()
-                generator_stats.append(th.stack([reconstruction_loss.detach(), kl_loss.detach()]))
-            if gradient_step < 0:
-                continue
+                else:
+                    generator_stats.append(elbo_step(generator_obs, actions, sample_noise(actions)))
 
             # For n-step replay, discount factor is gamma**n_steps (when no early termination)
             discounts = replay_data.discounts if replay_data.discounts is not None else self.gamma
@@ -475,7 +519,7 @@ class LatentSAC(SAC):
             # The regulariser alpha weighs, one sample at z. "entropy" (SAC): log pi(z|s), an entropy bonus.
             # "prior_kl" (SPiRL): log pi(z|s) - log p(z|s), whose mean estimates KL(pi(z|s) || p(z|s)). Both are
             # densities on z itself (log pi includes the tanh and latent_bound Jacobians), so their difference is one.
-            regularizer = log_prob - generator.prior_log_prob(generator_obs, latent_pi) if prior_kl else log_prob
+            regularizer = log_prob - rl_generator.prior_log_prob(generator_obs, latent_pi) if prior_kl else log_prob
 
             # ---------------- Temperature: J(alpha) = E[-alpha (regularizer + target)]: with the entropy,
             # target = target_entropy (SAC); with the KL, target = -target_kl, so alpha grows while KL > target_kl.
@@ -495,12 +539,12 @@ class LatentSAC(SAC):
             with th.no_grad():
                 next_latent, next_log_prob, next_residual = self.actor.sample_latent(replay_data.next_observations)
                 next_generator_obs = self.policy.generator_input(replay_data.next_observations)
-                next_actions = generator.decode(next_generator_obs, next_latent)
+                next_actions = rl_generator.decode(next_generator_obs, next_latent)
                 if next_residual is not None:
                     next_actions = (next_actions + next_residual).clamp(-1.0, 1.0)
                 next_regularizer = next_log_prob.reshape(-1, 1)
                 if prior_kl:
-                    next_regularizer = next_regularizer - generator.prior_log_prob(next_generator_obs, next_latent)
+                    next_regularizer = next_regularizer - rl_generator.prior_log_prob(next_generator_obs, next_latent)
                 next_q_values = th.cat(self.critic_target(replay_data.next_observations, next_actions), dim=1)
                 next_q_values, _ = th.min(next_q_values, dim=1, keepdim=True)
                 next_q_values = next_q_values - ent_coef * next_regularizer
@@ -518,7 +562,7 @@ class LatentSAC(SAC):
             # The gradient reaches Q through the decoder mean (and log p(z|s) through z), but backward(inputs=...) only
             # computes the latent policy's weight gradients (its residual head included): the critic, the prior and (by
             # default) the decoder get none, and no time is spent on them.
-            actions_pi = generator.decode(generator_obs, latent_pi)
+            actions_pi = rl_generator.decode(generator_obs, latent_pi)
             if residual_pi is not None:
                 actions_pi = (actions_pi + residual_pi).clamp(-1.0, 1.0)
             min_qf_pi, _ = th.min(th.cat(self.critic(observations, actions_pi), dim=1), dim=1, keepdim=True)
@@ -553,31 +597,68 @@ class LatentSAC(SAC):
                     ]
                 )
             )
+            if pending_elbo_step is not None:
+                generator_stats.append(pending_elbo_step.result())
+                self._sync_generator_copy(rl_generator)
 
         self._n_updates += gradient_steps
         self._n_generator_updates += len(generator_stats)
 
-        # Diagnostic: std of the decoded action over several prior codes at a fixed state (0 = z is ignored).
-        with th.no_grad():
-            spread_obs = generator_obs[:SPREAD_STATES]
-            codes = generator.sample_prior(spread_obs, SPREAD_CODES).clamp(-self.actor.latent_bound, self.actor.latent_bound)
-            decoded = generator.decode(spread_obs.repeat(SPREAD_CODES, 1), codes.flatten(0, 1))
-            action_spread = decoded.reshape(SPREAD_CODES, spread_obs.shape[0], -1).std(dim=0).mean()
-            decoder_std = generator.decoder_log_std_clamped().exp().mean()
+        # States for the generator diagnostics, computed only when the logs are written (dump_logs).
+        self._diagnostic_obs = generator_obs[:SPREAD_STATES]
+        self._record_train_stats(rl_stats, generator_stats, n_updates_before, n_warmup)
 
-        self._record_train_stats(rl_stats, generator_stats, [action_spread, decoder_std], n_updates_before, n_warmup)
+    def _generator_worker(self) -> ThreadPoolExecutor:
+        if self._generator_executor is None:
+            self._generator_executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="latent-sac-generator")
+        return self._generator_executor
+
+    def _generator_copy(self) -> ActionGenerator:
+        """The generator copy the RL losses read in concurrent mode, made equal to the generator."""
+        if self._rl_generator_copy is None or self._rl_generator_copy.architecture() != self.action_generator.architecture():
+            self._rl_generator_copy = copy.deepcopy(self.action_generator).requires_grad_(False)
+        self._sync_generator_copy(self._rl_generator_copy)
+        return self._rl_generator_copy
+
+    def _sync_generator_copy(self, generator_copy: ActionGenerator) -> None:
+        with th.no_grad():
+            th._foreach_copy_(list(generator_copy.parameters()), list(self.action_generator.parameters()))
+
+    def generator_diagnostics(self) -> dict[str, float]:
+        """
+        ``action_spread_over_z``: std of the decoded action g_mean(s, z) over ``SPREAD_CODES`` prior codes per state,
+        averaged over the last minibatch's first ``SPREAD_STATES`` states and the action dims (0: the decoder ignores
+        z); ``decoder_std``: the decoder's mean sigma_g. Empty before the first gradient step.
+
+        The codes come from a private random generator, so how often this runs (``log_interval``) never changes
+        the training's random numbers.
+        """
+        if self._diagnostic_obs is None:
+            return {}
+        generator, obs = self.action_generator, self._diagnostic_obs
+        with th.no_grad():
+            codes = generator.sample_prior(obs, SPREAD_CODES, generator=self._diagnostic_rng)
+            codes = codes.clamp(-self.actor.latent_bound, self.actor.latent_bound)
+            decoded = generator.decode(obs.repeat(SPREAD_CODES, 1), codes.flatten(0, 1))
+            action_spread = decoded.reshape(SPREAD_CODES, obs.shape[0], -1).std(dim=0).mean()
+            decoder_std = generator.decoder_log_std_clamped().exp().mean()
+        return {"action_spread_over_z": float(action_spread), "decoder_std": float(decoder_std)}
+
+    def dump_logs(self) -> None:
+        for name, value in self.generator_diagnostics().items():
+            self.logger.record(f"train/{name}", value)
+        super().dump_logs()
 
     def _record_train_stats(
         self,
         rl_stats: list[th.Tensor],
         generator_stats: list[th.Tensor],
-        diagnostics: list[th.Tensor],
         n_updates_before: int,
         n_warmup: int,
     ) -> None:
         """Move the statistics of one train() call to the host (its one transfer), check them, and log them."""
         n_rl, n_generator = len(rl_stats) * len(RL_STATS), len(generator_stats) * len(GENERATOR_STATS)
-        flat = th.cat([*rl_stats, *generator_stats, th.stack(diagnostics)]).cpu().numpy()
+        flat = th.cat([*rl_stats, *generator_stats]).cpu().numpy()
         rl_values = flat[:n_rl].reshape(-1, len(RL_STATS))
         generator_values = flat[n_rl : n_rl + n_generator].reshape(-1, len(GENERATOR_STATS))
         self._check_finite(rl_values, generator_values, n_updates_before, n_warmup)
@@ -599,8 +680,6 @@ class LatentSAC(SAC):
             self.logger.record("train/kl_loss", float(kl))
             self.logger.record("train/elbo", float(-(reconstruction + kl)))
             self.logger.record("train/generator_loss", float(reconstruction + self.kl_weight * kl))
-        self.logger.record("train/action_spread_over_z", float(flat[-2]))
-        self.logger.record("train/decoder_std", float(flat[-1]))
 
     def _check_finite(self, rl_values: np.ndarray, generator_values: np.ndarray, n_updates_before: int, n_warmup: int) -> None:
         """Raise (before any callback can save the model) when a loss became NaN or infinite."""
@@ -650,6 +729,10 @@ class LatentSAC(SAC):
             "_actor_update_params",
             "_critic_params",
             "_critic_target_params",
+            "_diagnostic_obs",
+            "_diagnostic_rng",
+            "_generator_executor",
+            "_rl_generator_copy",
         ]
 
     def _get_torch_save_params(self) -> tuple[list[str], list[str]]:
