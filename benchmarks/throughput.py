@@ -114,8 +114,10 @@ def run_arm(name: str, steps: int, learning_starts: int, device: str, seed: int)
         n_updates_at_start = 0
 
         def _on_step(self) -> bool:
-            # Start after the first train() call, so LatentSAC's one-off generator warm-up is not timed.
-            if self.num_timesteps == learning_starts + 1:
+            # Start after the first train() call, so LatentSAC's one-off generator warm-up is not timed: SB3 calls
+            # on_step while collecting step n and train() after it, so the first train() follows step
+            # learning_starts + 1 and the clock starts at the next step.
+            if self.num_timesteps == learning_starts + 2:
                 if device.startswith("cuda"):
                     th.cuda.synchronize()
                 Clock.start = time.perf_counter()

@@ -180,6 +180,21 @@ def test_concurrent_generator_update(tmp_path) -> None:
     loaded.learn(50, reset_num_timesteps=False)
 
 
+def test_generator_update_on_one_thread_restores_the_thread_count() -> None:
+    from sb3_latent.latent_sac.latent_sac import one_torch_thread
+
+    th.set_num_threads(2)
+    try:
+        with pytest.raises(RuntimeError), one_torch_thread():
+            assert th.get_num_threads() == 1
+            raise RuntimeError
+        assert th.get_num_threads() == 2
+        quiet(LatentSAC("Pendulum-v1", **FAST)).learn(150)
+        assert th.get_num_threads() == 2
+    finally:
+        th.set_num_threads(1)
+
+
 @pytest.mark.parametrize("decoder", ["residual", "mlp"])
 def test_generator_lowers_reconstruction_loss(decoder: str) -> None:
     model = quiet(
