@@ -217,6 +217,49 @@ def test_generator_transfer_keeps_or_trains_the_source_generator(tmp_path, monke
     assert not same_generator(saved["finetuned"], saved["pretrain-forward"]) and saved["finetuned"].train_generator
 
 
+def test_multitask_source_shares_one_generator_and_resumes(tmp_path, monkeypatch):
+    import torch as th
+
+    import sb3_latent.experiments.callbacks as callbacks
+    import sb3_latent.experiments.multitask as multitask
+    from sb3_latent.latent_sac import LatentSAC
+
+    monkeypatch.setattr(multitask, "CHUNK", 100)  # several turns per task within the smoke budget's 400 steps
+    experiment = EXPERIMENTS["latent-transfer"]
+    source, target = plan_runs(experiment, BUDGETS["smoke"], 1, tmp_path, experiment.with_sources(["multitask"]))
+    assert source.condition.name == "pretrain-multitask" and target.source.save_path == str(source.save_path)
+    first_task, second_task = multitask.task_runs(source)
+    assert second_task.path == source.path / "tasks" / "HalfCheetahTask-v4(target_speed=1.5)"
+    assert second_task.env_kwargs["target_speed"] == 1.5 and second_task.seed == source.seed + 1
+
+    real_save = callbacks.save_checkpoint
+
+    def save_then_interrupt(*args, **kwargs):
+        real_save(*args, **kwargs)
+        raise KeyboardInterrupt  # Ctrl-C right after the first checkpoint: the first task's, at step 200
+
+    monkeypatch.setattr(callbacks, "save_checkpoint", save_then_interrupt)
+    with pytest.raises(KeyboardInterrupt):
+        run_one(source)
+    monkeypatch.setattr(callbacks, "save_checkpoint", real_save)
+    assert checkpoint_state(source.path)["num_timesteps"] == 200
+
+    results = execute([source, target], InlineBackend, show_progress=False, log=lambda line: None)
+    assert {key: result.status for key, result in results.items()} == {
+        "pretrain-multitask/seed0": "done",
+        "multitask/seed0": "done",
+    }, results
+    assert "resume at 200 steps" in (source.path / "train.log").read_text()
+    for run in (first_task, second_task):
+        assert evaluated_steps(run.path) == SMOKE_STEPS
+        assert json.loads((run.path / "status.json").read_text())["num_timesteps"] == 400
+    saved = [LatentSAC.load(run.save_path / f"{run.condition.env_id}.zip") for run in (first_task, second_task)]
+    # One generator: both saved models hold the same weights, trained by the updates of both tasks.
+    generators = [model.action_generator.state_dict() for model in saved]
+    assert all(th.equal(tensor, generators[1][key]) for key, tensor in generators[0].items())
+    assert saved[0]._n_generator_updates > 0 and saved[1]._n_generator_updates > 0
+
+
 def test_a_run_being_trained_elsewhere_is_left_alone(tmp_path):
     fcntl = pytest.importorskip("fcntl")
     experiment = EXPERIMENTS["baselines"]

@@ -54,8 +54,13 @@ def _algo_missing(condition: Condition) -> str | None:
 def pending_conditions(experiment: Experiment, conditions: list[Condition]) -> dict[str, str]:
     """Condition name -> why it cannot run yet (missing algorithm, YAML entry, transfer function, source)."""
     reasons: dict[str, str] = {}
+    import gymnasium as gym
+
     for condition in conditions:  # declaration order: a source is checked before its targets
         reason = _algo_missing(condition)
+        for env_id, _ in condition.multitask:
+            if reason is None and env_id not in gym.registry:
+                reason = f"gymnasium has no env {env_id} (one of its multitask tasks)."
         for requirement in condition.requires:
             reason = reason or missing(requirement)
         if reason is None and condition.source is not None:

@@ -173,6 +173,8 @@ def check_settings(spec: RunSpec, hyperparams: dict[str, Any]) -> None:
             "source": None
             if spec.condition.source is None
             else [spec.condition.source.condition, spec.condition.source.transfer],
+            # Only when set, so that the settings of every other run read as before.
+            **({"multitask": spec.condition.multitask} if spec.condition.multitask else {}),
         }
     )
     path = spec.path / RUN_FILE
@@ -234,15 +236,38 @@ def start_point(spec: RunSpec) -> StartPoint:
     return StartPoint("transfer", 0, 0.0, spec.seed, str(spec.source.model_path))
 
 
-def train(spec: RunSpec) -> RunResult:
-    """Train one run to ``spec.n_timesteps`` steps, resuming from its checkpoint if it has one."""
+@dataclass
+class Segment:
+    """A run opened for training: its model (built, resumed or transferred the zoo way), eval env and callbacks."""
+
+    spec: RunSpec
+    manager: Any
+    model: Any
+    eval_env: Any
+    clock: Any
+    state: dict[str, Any]
+    callbacks: list[Any]
+    resumed: bool
+    start_steps: int
+    started: bool = False
+
+    @property
+    def remaining_steps(self) -> int:
+        # Before the first learn() a transferred model may still count its source's steps: the segment's own count.
+        done = int(self.model.num_timesteps) if self.started else self.start_steps
+        return max(0, self.spec.n_timesteps - done)
+
+    def learn(self, steps: int) -> None:
+        """Train ``steps`` more env steps; the first call of a run that is not resumed starts counting at 0."""
+        self.model.learn(steps, callback=self.callbacks, reset_num_timesteps=not (self.resumed or self.started))
+        self.started = True
+
+
+def open_segment(spec: RunSpec) -> Segment:
+    """Build the run's model (from scratch, from its checkpoint, or from its source run) and its callbacks."""
     from sb3_latent.experiments.callbacks import Checkpoints, Clock, EvaluationCSV, Progress
-    from sb3_latent.experiments.checkpoints import read_state, save_checkpoint, save_replay_buffer
     from sb3_latent.experiments.manager import RunManager
 
-    if is_finished(spec):
-        status = read_json(spec.path / STATUS_FILE) or {}
-        return RunResult(spec.key, "skipped", int(status.get("num_timesteps", 0)), float(status.get("wall_time_s", 0.0)))
     start = start_point(spec)
     print(
         f"[{spec.key}] {start.mode} at {start.steps} steps, target {spec.n_timesteps}, seed {start.segment_seed}", flush=True
@@ -260,43 +285,66 @@ def train(spec: RunSpec) -> RunResult:
         # The settings matched (RunManager.read_hyperparameters): evaluations after the checkpoint will be redone.
         _truncate_evaluations(spec.path / EVALUATIONS_FILE, start.steps)
         (spec.path / STATUS_FILE).unlink(missing_ok=True)
-    env_name = spec.condition.env_id
     eval_env = manager.create_envs(manager.n_eval_envs, eval_env=True)
     clock = Clock(start.wall_time_s)
     state = {"seed": spec.seed, "segment_seed": start.segment_seed, "budget": spec.budget}
     callbacks = [
         *manager.callbacks,  # the YAML's own `callback:` entries, as rl-zoo3 adds them
         EvaluationCSV(spec, eval_env, Path(manager.params_path), clock),
-        Checkpoints(spec, env_name, clock, state),
+        Checkpoints(spec, spec.condition.env_id, clock, state),
         Progress(spec),
     ]
     write_progress(spec, start.steps)
-    try:
-        model.learn(spec.n_timesteps - start.steps, callback=callbacks, reset_num_timesteps=not resumed)
-        final_steps = int(model.num_timesteps)
-        last = read_state(spec.path)
-        if last is None or int(last["num_timesteps"]) != final_steps:
-            save_checkpoint(
-                model, spec.path, env_name, {**state, "num_timesteps": final_steps, "wall_time_s": round(clock(), 2)}
-            )
-        manager.save_trained_model(model)
-        if spec.save_replay_buffer and getattr(model, "replay_buffer", None) is not None:
-            save_replay_buffer(model.replay_buffer, spec.save_path / "replay_buffer.npz")  # type: ignore[attr-defined]
-    finally:
-        eval_env.close()
-        if model.env is not None:
-            model.env.close()
+    return Segment(spec, manager, model, eval_env, clock, state, callbacks, resumed, start.steps)
+
+
+def close_segment(segment: Segment) -> RunResult:
+    """Save the final checkpoint, the zoo model (and replay buffer of a source run), and mark the run done."""
+    from sb3_latent.experiments.checkpoints import read_state, save_checkpoint, save_replay_buffer
+
+    spec, model = segment.spec, segment.model
+    final_steps = int(model.num_timesteps)
+    last = read_state(spec.path)
+    if last is None or int(last["num_timesteps"]) != final_steps:
+        state = {**segment.state, "num_timesteps": final_steps, "wall_time_s": round(segment.clock(), 2)}
+        save_checkpoint(model, spec.path, spec.condition.env_id, state)
+    segment.manager.save_trained_model(model)
+    if spec.save_replay_buffer and getattr(model, "replay_buffer", None) is not None:
+        save_replay_buffer(model.replay_buffer, spec.save_path / "replay_buffer.npz")
     status = {
         "status": "done",
         "num_timesteps": final_steps,
         "target": spec.n_timesteps,
         "stopped_early": final_steps < spec.n_timesteps,
-        "wall_time_s": round(clock(), 2),
+        "wall_time_s": round(segment.clock(), 2),
         "budget": spec.budget,
     }
     write_progress(spec, final_steps)
     (spec.path / STATUS_FILE).write_text(json.dumps(status, indent=1))
     return RunResult(spec.key, "done", final_steps, status["wall_time_s"])
+
+
+def release_segment(segment: Segment) -> None:
+    segment.eval_env.close()
+    if segment.model.env is not None:
+        segment.model.env.close()
+
+
+def train(spec: RunSpec) -> RunResult:
+    """Train one run to ``spec.n_timesteps`` steps, resuming from its checkpoint if it has one."""
+    if is_finished(spec):
+        status = read_json(spec.path / STATUS_FILE) or {}
+        return RunResult(spec.key, "skipped", int(status.get("num_timesteps", 0)), float(status.get("wall_time_s", 0.0)))
+    if spec.condition.multitask:
+        from sb3_latent.experiments.multitask import train_multitask
+
+        return train_multitask(spec)
+    segment = open_segment(spec)
+    try:
+        segment.learn(segment.remaining_steps)
+        return close_segment(segment)
+    finally:
+        release_segment(segment)
 
 
 def _lock(stack: contextlib.ExitStack, path: Path) -> bool:

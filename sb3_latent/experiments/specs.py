@@ -80,6 +80,9 @@ class Condition:
     :param source: the run this one starts from, if any
     :param label: legend label (default: ``name``)
     :param requires: extra ``"module:attribute"`` this condition needs; missing ones make it pending
+    :param multitask: other tasks, as ``(env id, env kwargs)``, each trained by its own LatentSAC alongside this
+        condition's, all sharing one action generator (poster, Figure 1; see :mod:`sb3_latent.experiments.multitask`).
+        This condition's own task is the one evaluated, drawn and transferred from
     """
 
     name: str
@@ -90,6 +93,7 @@ class Condition:
     source: Source | None = None
     label: str | None = None
     requires: tuple[str, ...] = ()
+    multitask: tuple[tuple[str, dict[str, Any]], ...] = ()
 
     @property
     def display_name(self) -> str:
@@ -216,6 +220,7 @@ BUDGETS: dict[str, Budget] = {
 
 FORWARD = "HalfCheetah-v4"
 BACKWARD = "HalfCheetahBackward-v4"
+TASK = "HalfCheetahTask-v4"  # direction and target_speed as env kwargs
 # Conditions that need LatentSAC, registered with rl-zoo3 as latent_sac with hyperparams/latent_sac.yml.
 LATENT_SAC = "latent_sac"
 
@@ -285,10 +290,10 @@ def _latent_transfer() -> Experiment:
             "pretrain-multitask",
             LATENT_SAC,
             FORWARD,
-            label="multi-task generator (source)",
-            # A multi-task source trains one generator on several tasks at once (train_multitask_generator), which a
-            # single-env condition cannot express yet: pending until the runner has a multi-task source run.
-            requires=("sb3_latent.experiments.transfers:multitask_source_run",),
+            label="multi-task generator (source, forward task shown)",
+            # Two forward skills, running flat out and trotting at 1.5 m/s, share one generator; the backward
+            # target task stays unseen.
+            multitask=((TASK, {"target_speed": 1.5}),),
         ),
         Condition(
             "multitask",
