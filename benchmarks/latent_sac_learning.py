@@ -9,6 +9,7 @@ evaluation to ``benchmarks/results/<env>/<algo>_seed<seed>.csv`` as it goes. Run
     python benchmarks/latent_sac_learning.py --env HalfCheetah-v4 --seeds 0 --steps 40000 --eval-freq 5000
     python benchmarks/latent_sac_learning.py --env Pendulum-v1 --plot-only
     python benchmarks/latent_sac_learning.py --algos latent_sac --results benchmarks/results/speed-after   # elsewhere
+    python benchmarks/latent_sac_learning.py --algos latent_sac --compare benchmarks/results/A benchmarks/results/B
 """
 
 from __future__ import annotations
@@ -144,6 +145,38 @@ def plot(env_id: str, results: Path = RESULTS) -> Path | None:
     return out
 
 
+def final_returns(env_id: str, algo: str, results: Path, steps: int) -> list[float]:
+    """The last evaluation's return of each finished seed under ``results``."""
+    finals = []
+    for path in sorted((results / env_id).glob(f"{algo}_seed*.csv")):
+        with path.open() as f:
+            rows = list(csv.DictReader(f))
+        if rows and int(rows[-1]["timesteps"]) >= steps:
+            finals.append(float(rows[-1]["mean_reward"]))
+    return finals
+
+
+def compare(env_id: str, algo: str, before: Path, after: Path, steps: int) -> str:
+    """Mean final return of two result sets, their standard errors, and the gap in units of the pooled SE."""
+    import numpy as np
+
+    lines, stats = [], []
+    for name, results in (("before", before), ("after", after)):
+        finals = np.array(final_returns(env_id, algo, results, steps))
+        if len(finals) < 2:
+            raise SystemExit(f"{results / env_id}: need >= 2 finished {algo} seeds to compare, found {len(finals)}.")
+        se = finals.std(ddof=1) / np.sqrt(len(finals))
+        stats.append((finals.mean(), se))
+        per_seed = ", ".join(f"{value:.1f}" for value in finals)
+        lines.append(f"{name:6s} ({results}): mean {finals.mean():.1f} +- {se:.1f} (SE, {len(finals)} seeds: {per_seed})")
+    (mean_a, se_a), (mean_b, se_b) = stats
+    pooled = float(np.sqrt(se_a**2 + se_b**2))
+    gap = abs(mean_b - mean_a) / pooled
+    verdict = "within" if gap < 2 else "NOT within"
+    lines.append(f"difference {mean_b - mean_a:+.1f} = {gap:.2f} pooled SE ({verdict} 2 pooled SE)")
+    return "\n".join(lines)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--env", default="Pendulum-v1")
@@ -155,8 +188,18 @@ def main() -> None:
     parser.add_argument("--workers", type=int, default=2, help="processes at a time (one thread each)")
     parser.add_argument("--plot-only", action="store_true")
     parser.add_argument("--results", type=Path, default=RESULTS, help="results root: <results>/<env>/<algo>_seed<k>.csv")
+    parser.add_argument(
+        "--compare",
+        nargs=2,
+        type=Path,
+        metavar=("BEFORE", "AFTER"),
+        help="print the final returns of two results roots (the first of --algos) and their gap in pooled SE",
+    )
     args = parser.parse_args()
 
+    if args.compare:
+        print(compare(args.env, args.algos[0], *args.compare, steps=args.steps))
+        return
     if not args.plot_only:
         # SAC and LatentSAC of the same seed side by side, so that both see the same machine load.
         jobs = [
