@@ -56,15 +56,15 @@ def train_multitask(spec: RunSpec) -> RunResult:
         for run in task_runs(spec):
             run.path.mkdir(parents=True, exist_ok=True)
             segments.append(open_segment(run))
-        first = segments[0].model
-        for segment in segments:
-            if not isinstance(segment.model, LatentSAC):
-                raise UserInputError(
-                    f"condition {spec.condition.name!r} lists multitask tasks, which share one action generator: its "
-                    f"algorithm must be latent_sac, got {spec.condition.algo}."
-                )
-            if segment.model is not first:
-                segment.model.share_action_generator(first)
+        models = [segment.model for segment in segments if isinstance(segment.model, LatentSAC)]
+        if len(models) != len(segments):
+            raise UserInputError(
+                f"condition {spec.condition.name!r} lists multitask tasks, which share one action generator: its "
+                f"algorithm must be latent_sac, got {spec.condition.algo}."
+            )
+        first, *others = models
+        for model in others:
+            model.share_action_generator(first)
         while any(segment.remaining_steps > 0 for segment in segments):
             for segment in segments:
                 if segment.remaining_steps > 0:

@@ -30,10 +30,18 @@ import sys
 import traceback
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from sb3_latent.experiments.specs import Condition
 from sb3_latent.experiments.transfers import SourceRun
+
+if TYPE_CHECKING:  # heavy (SB3, rl-zoo3): the driver imports this module to plan runs and read results
+    from stable_baselines3.common.base_class import BaseAlgorithm
+    from stable_baselines3.common.callbacks import BaseCallback
+    from stable_baselines3.common.vec_env import VecEnv
+
+    from sb3_latent.experiments.callbacks import Clock
+    from sb3_latent.experiments.manager import RunManager
 
 EVALUATIONS_FILE = "evaluations.csv"
 EVALUATION_COLUMNS = ("steps", "eval_return_mean", "eval_return_std", "eval_length_mean", "wall_time_s", "time")
@@ -241,12 +249,12 @@ class Segment:
     """A run opened for training: its model (built, resumed or transferred the zoo way), eval env and callbacks."""
 
     spec: RunSpec
-    manager: Any
-    model: Any
-    eval_env: Any
-    clock: Any
+    manager: RunManager
+    model: BaseAlgorithm
+    eval_env: VecEnv
+    clock: Clock
     state: dict[str, Any]
-    callbacks: list[Any]
+    callbacks: list[BaseCallback]
     resumed: bool
     start_steps: int
     started: bool = False
@@ -309,19 +317,21 @@ def close_segment(segment: Segment) -> RunResult:
         state = {**segment.state, "num_timesteps": final_steps, "wall_time_s": round(segment.clock(), 2)}
         save_checkpoint(model, spec.path, spec.condition.env_id, state)
     segment.manager.save_trained_model(model)
-    if spec.save_replay_buffer and getattr(model, "replay_buffer", None) is not None:
-        save_replay_buffer(model.replay_buffer, spec.save_path / "replay_buffer.npz")
+    replay_buffer = getattr(model, "replay_buffer", None)  # off-policy algorithms only
+    if spec.save_replay_buffer and replay_buffer is not None:
+        save_replay_buffer(replay_buffer, spec.save_path / "replay_buffer.npz")
+    wall_time_s = round(segment.clock(), 2)
     status = {
         "status": "done",
         "num_timesteps": final_steps,
         "target": spec.n_timesteps,
         "stopped_early": final_steps < spec.n_timesteps,
-        "wall_time_s": round(segment.clock(), 2),
+        "wall_time_s": wall_time_s,
         "budget": spec.budget,
     }
     write_progress(spec, final_steps)
     (spec.path / STATUS_FILE).write_text(json.dumps(status, indent=1))
-    return RunResult(spec.key, "done", final_steps, status["wall_time_s"])
+    return RunResult(spec.key, "done", final_steps, wall_time_s)
 
 
 def release_segment(segment: Segment) -> None:
