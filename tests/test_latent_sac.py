@@ -180,6 +180,27 @@ def test_concurrent_generator_update(tmp_path) -> None:
     loaded.learn(50, reset_num_timesteps=False)
 
 
+def test_concurrent_generator_update_with_learned_prior_and_sparse_updates() -> None:
+    # The copy the RL losses read includes the learned prior (prior_kl reads it), and steps without a generator
+    # update leave nothing pending.
+    policy_kwargs = dict(TINY, prior="learned")
+    model = LatentSAC(
+        "Pendulum-v1",
+        learning_starts=100,
+        generator_warmup_steps=20,
+        generator_train_freq=2,
+        policy_regularizer="prior_kl",
+        concurrent_generator_update=True,
+        policy_kwargs=policy_kwargs,
+    )
+    quiet(model).learn(300)
+    assert model._n_generator_updates == 20 + 100
+    assert model._rl_generator_copy is not None and model._rl_generator_copy.prior_net is not None
+    for copied, trained in zip(model._rl_generator_copy.parameters(), model.action_generator.parameters(), strict=True):
+        assert th.equal(copied, trained)
+    assert math.isfinite(model.logger.name_to_value["train/prior_kl"])
+
+
 def test_generator_update_on_one_thread_restores_the_thread_count() -> None:
     from sb3_latent.latent_sac.latent_sac import one_torch_thread
 
