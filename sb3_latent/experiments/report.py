@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import csv
 import math
+import textwrap
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -186,7 +187,12 @@ def plot(experiment: Experiment, curves: dict[str, Curves], path: Path, subtitle
             ax.plot(c.steps, mean, color=color_of[name], label=f"{c.condition.display_name} ({_seeds(len(c.seeds))})")
             if len(c.seeds) > 1:
                 ax.fill_between(c.steps, low, high, color=color_of[name], alpha=0.2, linewidth=0)
-        missing = [f"{name}: {pending.get(name, 'no runs')}" for name in panel.conditions if name not in curves]
+        # Wrapped, so that a long reason stays inside its panel.
+        missing = [
+            textwrap.fill(f"{name}: {pending.get(name, 'no runs')}", width=90, subsequent_indent="  ")
+            for name in panel.conditions
+            if name not in curves
+        ]
         if missing:
             box = {"facecolor": "white", "alpha": 0.8, "edgecolor": "none"}
             ax.text(
