@@ -53,9 +53,9 @@ def _algo_missing(condition: Condition) -> str | None:
 
 def pending_conditions(experiment: Experiment, conditions: list[Condition]) -> dict[str, str]:
     """Condition name -> why it cannot run yet (missing algorithm, YAML entry, transfer function, source)."""
-    reasons: dict[str, str] = {}
     import gymnasium as gym
 
+    reasons: dict[str, str] = {}
     for condition in conditions:  # declaration order: a source is checked before its targets
         reason = _algo_missing(condition)
         for env_id, _ in condition.multitask:

@@ -256,30 +256,12 @@ class LatentSACPolicy(SACPolicy):
                 f"latent_dim={self.latent_dim} codes. Build the model with policy_kwargs=dict(latent_dim="
                 f"{generator.latent_dim}) or pass the generator as LatentSAC(..., action_generator=...)."
             )
-        architecture = generator.architecture()
-        self.generator_kwargs = dict(
-            latent_dim=architecture["latent_dim"],
-            net_arch=architecture["net_arch"],
-            activation_fn=generator.activation_fn,
-            prior=architecture["prior"],
-            decoder=architecture["decoder"],
-            latent_gain=architecture["latent_gain"],
-            residual_bound=architecture["residual_bound"],
-        )
+        self.generator_kwargs = generator_constructor_kwargs(generator)
         self.action_generator = generator.to(self.device)
 
     def generator_policy_kwargs(self) -> dict[str, Any]:
         """The generator's shape as ``policy_kwargs`` entries (what save/load needs to rebuild it)."""
-        kwargs = dict(self.generator_kwargs)
-        return dict(
-            latent_dim=kwargs["latent_dim"],
-            generator_net_arch=kwargs["net_arch"],
-            generator_activation_fn=kwargs["activation_fn"],
-            prior=kwargs["prior"],
-            decoder=kwargs["decoder"],
-            latent_gain=kwargs["latent_gain"],
-            residual_bound=kwargs["residual_bound"],
-        )
+        return {_GENERATOR_KWARG_NAMES.get(name, name): value for name, value in self.generator_kwargs.items()}
 
     def _get_constructor_parameters(self) -> dict[str, Any]:
         data = super()._get_constructor_parameters()
@@ -317,13 +299,18 @@ class LatentSACPolicy(SACPolicy):
 _GENERATOR_KWARG_NAMES = {"net_arch": "generator_net_arch", "activation_fn": "generator_activation_fn"}
 
 
-def generator_policy_kwargs(generator: ActionGenerator) -> dict[str, Any]:
-    """The ``policy_kwargs`` entries of ``LatentSACPolicy`` that rebuild ``generator``'s architecture."""
+def generator_constructor_kwargs(generator: ActionGenerator) -> dict[str, Any]:
+    """``generator``'s ActionGenerator constructor arguments other than the spaces (which come from the env), with
+    the activation as its class rather than its saved name."""
     architecture = generator.architecture()
-    # The spaces come from the env, and the activation goes in as the class, not its saved name.
     del architecture["observation_shape"], architecture["action_dim"]
     architecture["activation_fn"] = generator.activation_fn
-    return {_GENERATOR_KWARG_NAMES.get(name, name): value for name, value in architecture.items()}
+    return architecture
+
+
+def generator_policy_kwargs(generator: ActionGenerator) -> dict[str, Any]:
+    """The ``policy_kwargs`` entries of ``LatentSACPolicy`` that rebuild ``generator``'s architecture."""
+    return {_GENERATOR_KWARG_NAMES.get(name, name): value for name, value in generator_constructor_kwargs(generator).items()}
 
 
 MlpPolicy = LatentSACPolicy
