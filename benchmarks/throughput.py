@@ -1,7 +1,8 @@
 """Training throughput: LatentSAC against SB3's SAC, in env steps per second.
 
     python benchmarks/throughput.py                       # CPU, all arms, 2 rounds
-    python benchmarks/throughput.py --device cuda --steps 2000 --arms sac latent_sac_compiled
+    python benchmarks/throughput.py --rounds 5 --arms sac_default_threads latent_sac_process
+    python benchmarks/throughput.py --device cuda --steps 2000 --arms sac_1_thread latent_sac   # eager, on a GPU
 
 Each arm trains on HalfCheetah-v4 for ``--learning-starts`` random steps (not timed), then for
 ``--steps`` steps with one gradient step per env step, timed from the second (so that LatentSAC's
@@ -32,13 +33,16 @@ ARMS: dict[str, dict[str, Any]] = {
     "sac_parallel_train": {"algo": "sac", "threads": 1, "parallel_train": True},
     "latent_sac": {"algo": "latent_sac", "threads": 1},
     "latent_sac_2_threads": {"algo": "latent_sac", "threads": 2},
-    # The generator's update on a second thread (a second core), one torch thread per op in each.
-    "latent_sac_concurrent": {"algo": "latent_sac", "threads": 1, "kwargs": {"concurrent_generator_update": True}},
-    "latent_sac_concurrent_2_threads": {
+    # concurrent_update: part of each gradient step on a second core, in a second Python thread or a child process.
+    "latent_sac_thread": {"algo": "latent_sac", "threads": 1, "kwargs": {"concurrent_update": "thread"}},
+    "latent_sac_thread_2_torch_threads": {
         "algo": "latent_sac",
         "threads": 2,
-        "kwargs": {"concurrent_generator_update": True},
+        "kwargs": {"concurrent_update": "thread"},
     },
+    "latent_sac_process": {"algo": "latent_sac", "threads": 1, "kwargs": {"concurrent_update": "process"}},
+    # The same with torch's default thread count: the updates still run on one thread in each process.
+    "latent_sac_process_default_threads": {"algo": "latent_sac", "threads": None, "kwargs": {"concurrent_update": "process"}},
 }
 CPU_ARMS = list(ARMS)
 # (arm, baseline) pairs whose ratio the issue asks for.

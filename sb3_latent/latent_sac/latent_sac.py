@@ -7,7 +7,9 @@ import copy
 import io
 import math
 import pathlib
-from collections.abc import Iterator
+import warnings
+import weakref
+from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, ClassVar, TypeVar, Union
 
@@ -26,8 +28,10 @@ from torch.nn import functional as F
 from sb3_latent.common.action_generator import ActionGenerator
 from sb3_latent.errors import UserInputError
 from sb3_latent.latent_sac.policies import LatentActor, LatentSACPolicy, MlpPolicy, generator_policy_kwargs
+from sb3_latent.latent_sac.update_process import UpdateProcess, check_update_process_supported, materialized_state
 
 SelfLatentSAC = TypeVar("SelfLatentSAC", bound="LatentSAC")
+ModuleT = TypeVar("ModuleT", bound=th.nn.Module)
 # What action_generator= accepts: a module, a generator file, a LatentSAC, its zip or its rl-zoo3 run folder.
 GeneratorSource = Union[ActionGenerator, "LatentSAC", str, pathlib.Path, io.BufferedIOBase]
 
@@ -47,6 +51,10 @@ GENERATOR_MODES = ("train", "finetune", "frozen", "residual")
 TRAINED_GENERATOR_MODES = ("train", "finetune")
 # What the temperature alpha weighs in the latent policy's objective.
 POLICY_REGULARIZERS = ("entropy", "prior_kl")
+# How a gradient step uses a second CPU core (docs/performance.md, "Both cores").
+CONCURRENT_UPDATES = (None, "thread", "process")
+# One sample of the latent policy: z, log pi(z|s), the residual action r(s) (or None), and what alpha weighs.
+LatentSample = tuple[th.Tensor, th.Tensor, th.Tensor | None, th.Tensor]
 
 
 class LatentSAC(SAC):
@@ -127,10 +135,15 @@ class LatentSAC(SAC):
         sampled z; p is the generator's prior, N(0, I) or the learned p(z|s))
     :param target_kl: with ``policy_regularizer="prior_kl"`` and ``ent_coef="auto"``, alpha is tuned so that
         KL(pi(z|s) || p(z|s)) approaches ``target_kl`` nats; ``"auto"`` is ``0.5 * latent_dim``
-    :param concurrent_generator_update: run each generator (ELBO) update on a second thread, concurrently with the
-        latent policy, critic and temperature updates of the same gradient step, which then read the generator as it
-        was one update earlier (by default they read it just updated). Uses a second CPU core; results are
-        reproducible for a fixed seed, but differ from the default's. Not with ``actor_trains_generator``
+    :param concurrent_update: how a gradient step uses a second CPU core: ``None`` (default: it does not),
+        ``"thread"`` (the generator's ELBO update on a second thread; the RL losses then read the generator as it was
+        one update earlier; not with ``actor_trains_generator``) or ``"process"`` (the soft target and the critic's
+        update in a forked child process, while this one updates the temperature, the latent policy and the
+        generator; the latent policy's loss then reads the critic as it was before this step's critic update, and the
+        RL losses the generator before this step's ELBO update; CPU, Linux and macOS). Use them with one torch thread
+        (``torch.set_num_threads(1)``; ``"process"`` sets it, with a warning, where it is higher). Results are
+        reproducible for a fixed seed, but differ from the default's.
+        See docs/performance.md
     :param _init_setup_model: Whether or not to build the network at the creation of the instance
     """
 
@@ -180,7 +193,7 @@ class LatentSAC(SAC):
         residual_scale: float = 0.2,
         policy_regularizer: str = "entropy",
         target_kl: str | float = "auto",
-        concurrent_generator_update: bool = False,
+        concurrent_update: str | None = None,
         _init_setup_model: bool = True,
     ):
         # LatentSAC("HalfCheetah-v4") / LatentSAC(env): the only argument is the environment.
@@ -259,7 +272,7 @@ class LatentSAC(SAC):
         self._action_generator_source = action_generator
         self._generator_warmed_up = False
         self._n_generator_updates = 0
-        self.concurrent_generator_update = bool(concurrent_generator_update)
+        self.concurrent_update = concurrent_update
 
         if _init_setup_model:
             self._setup_model()
@@ -288,6 +301,9 @@ class LatentSAC(SAC):
         legacy_train_generator = self.__dict__.pop("train_generator", None)
         if legacy_train_generator is False and self.generator_mode in TRAINED_GENERATOR_MODES:
             self.generator_mode = "frozen"
+        # A zip saved before concurrent_update existed may hold concurrent_generator_update=True (now "thread").
+        if self.__dict__.pop("concurrent_generator_update", False) and self.concurrent_update is None:
+            self.concurrent_update = "thread"
         self._check_options()
 
         # A pretrained generator fixes the generator's shape: merge it into policy_kwargs before the policy is built.
@@ -339,9 +355,10 @@ class LatentSAC(SAC):
         # generator_diagnostics(): the last minibatch's states and a private random stream (not saved).
         self._diagnostic_obs: th.Tensor | None = None
         self._diagnostic_rng = th.Generator(device=self.device).manual_seed(0)
-        # concurrent_generator_update: the ELBO step's thread and the generator copy the RL losses read (not saved).
-        self._generator_executor: ThreadPoolExecutor | None = None
-        self._rl_generator_copy: ActionGenerator | None = None
+        # concurrent_update: the second thread, and the copies of the modules that thread updates (not saved).
+        self._update_executor: ThreadPoolExecutor | None = None
+        self._reader_copies: dict[str, _ReaderCopy] = {}
+        self._update_process_handle: UpdateProcess | None = None
 
     def _check_options(self) -> None:
         if self.generator_mode not in GENERATOR_MODES:
@@ -354,10 +371,18 @@ class LatentSAC(SAC):
             raise UserInputError(
                 f"residual_scale must be in (0, 2] (a bound on SB3's [-1, 1] action scale), got {self.residual_scale}."
             )
-        if self.concurrent_generator_update and self.actor_trains_generator:
+        if self.concurrent_update not in CONCURRENT_UPDATES:
             raise UserInputError(
-                "concurrent_generator_update=True updates the generator on a second thread while the actor's loss reads "
-                "it, so the actor's loss cannot also update its decoder (actor_trains_generator=True). Use one of the two."
+                f"concurrent_update must be one of {CONCURRENT_UPDATES}, got {self.concurrent_update!r} (None: one core; "
+                "'thread' or 'process': a second core, see docs/performance.md)."
+            )
+        if self.concurrent_update == "process":
+            check_update_process_supported(self.device)
+        if self.concurrent_update == "thread" and self.actor_trains_generator:
+            raise UserInputError(
+                "concurrent_update='thread' updates the generator on a second thread while the actor's loss reads "
+                "it, so the actor's loss cannot also update its decoder (actor_trains_generator=True). Use "
+                "concurrent_update='process', or one of the two."
             )
         if not (self.target_kl == "auto" or (isinstance(self.target_kl, (int, float)) and self.target_kl >= 0)):
             raise UserInputError(f"target_kl must be 'auto' or a number >= 0 (nats), got {self.target_kl!r}.")
@@ -488,103 +513,175 @@ class LatentSAC(SAC):
             with one_torch_thread():
                 generator_stats.append(elbo_step(generator_obs, replay_data.actions, sample_noise(replay_data.actions)))
 
-        # concurrent_generator_update: the ELBO step runs on a second thread while the RL losses below read a copy of
-        # the generator as it was before that step (one update behind); the copy catches up after each step.
-        # Otherwise the RL losses read the generator itself, just updated.
-        concurrent = self.concurrent_generator_update and self.train_generator
-        rl_generator = self._generator_copy() if concurrent else generator
+        # Where the updates of one gradient step run (concurrent_update, docs/performance.md "Both cores"):
+        # None: all on this thread, the RL losses reading the generator just updated.
+        # "thread": the ELBO step on a second thread; the RL losses read a copy of the generator as it was before
+        #   that step (one update behind), which catches up after each step.
+        # "process": the soft target, the critic's and target networks' updates in a child process
+        #   (update_process.py), the temperature's, latent policy's and generator's here. The latent policy's loss
+        #   reads a copy of the critic as it was before this step's critic update, and the RL losses read the
+        #   generator as it was before this step's ELBO update.
+        mode = self.concurrent_update
+        generator_copied = mode == "thread" and self.train_generator
+        rl_generator = self._reader_copy("generator", generator) if generator_copied else generator
+        update_process: UpdateProcess | None = None
         n_updates_before = self._n_updates
         # The regulariser alpha weighs, and the value alpha is tuned toward (see the temperature step below).
         prior_kl = self.policy_regularizer == "prior_kl"
         regularizer_target = -float(self.target_kl) if prior_kl else float(self.target_entropy)  # type: ignore[arg-type]
         zero = th.zeros((), device=self.device)
 
-        for gradient_step in range(gradient_steps):
-            replay_data = self.replay_buffer.sample(batch_size, env=self._vec_normalize_env)
-            observations, actions = replay_data.observations, replay_data.actions  # actions scaled to [-1, 1]
-            generator_obs = self.policy.generator_input(observations)
-
-            pending_elbo_step = None
-            if self.train_generator and (n_updates_before + gradient_step) % self.generator_train_freq == 0:
-                if concurrent:
-                    pending_elbo_step = self._generator_worker().submit(
-                        elbo_step, generator_obs, actions, sample_noise(actions)
-                    )
-                else:
-                    with one_torch_thread():
-                        generator_stats.append(elbo_step(generator_obs, actions, sample_noise(actions)))
-
-            # For n-step replay, discount factor is gamma**n_steps (when no early termination)
-            discounts = replay_data.discounts if replay_data.discounts is not None else self.gamma
-
-            # ---------------- Latent policy sample: z ~ pi(z|s) (reparameterised), log pi(z|s), residual action r(s)
-            latent_pi, log_prob, residual_pi = self.actor.sample_latent(observations)
+        # ---------------- Latent policy sample: z ~ pi(z|s) (reparameterised), log pi(z|s), residual action r(s)
+        def sample_latent_policy(
+            observations: th.Tensor, generator_obs: th.Tensor, noise: th.Tensor | None = None
+        ) -> LatentSample:
+            latent_pi, log_prob, residual_pi = self.actor.sample_latent(observations, noise)
             log_prob = log_prob.reshape(-1, 1)
             # The regulariser alpha weighs, one sample at z. "entropy" (SAC): log pi(z|s), an entropy bonus.
             # "prior_kl" (SPiRL): log pi(z|s) - log p(z|s), whose mean estimates KL(pi(z|s) || p(z|s)). Both are
             # densities on z itself (log pi includes the tanh and latent_bound Jacobians), so their difference is one.
             regularizer = log_prob - rl_generator.prior_log_prob(generator_obs, latent_pi) if prior_kl else log_prob
+            return latent_pi, log_prob, residual_pi, regularizer
 
-            # ---------------- Temperature: J(alpha) = E[-alpha (regularizer + target)]: with the entropy,
-            # target = target_entropy (SAC); with the KL, target = -target_kl, so alpha grows while KL > target_kl.
-            if self.ent_coef_optimizer is not None and self.log_ent_coef is not None:
-                ent_coef = th.exp(self.log_ent_coef.detach())
-                ent_coef_loss = -(self.log_ent_coef * (regularizer + regularizer_target).detach()).mean()
-                self.ent_coef_optimizer.zero_grad(set_to_none=True)
-                ent_coef_loss.backward()
-                self.ent_coef_optimizer.step()
-            else:
-                ent_coef = self.ent_coef_tensor
-                ent_coef_loss = zero
+        # ---------------- Temperature: J(alpha) = E[-alpha (regularizer + target)]: with the entropy,
+        # target = target_entropy (SAC); with the KL, target = -target_kl, so alpha grows while KL > target_kl.
+        def temperature_step(regularizer: th.Tensor) -> th.Tensor:
+            if self.ent_coef_optimizer is None or self.log_ent_coef is None:
+                return zero
+            ent_coef_loss = -(self.log_ent_coef * (regularizer + regularizer_target).detach()).mean()
+            self.ent_coef_optimizer.zero_grad(set_to_none=True)
+            ent_coef_loss.backward()
+            self.ent_coef_optimizer.step()
+            return ent_coef_loss
 
-            # ---------------- Critic on the env action (Fig. 2, soft Bellman):
-            # y = r + gamma (1 - d) (min_i Q'_i(s', a') - alpha regularizer(z'|s')),  z' ~ pi(z|s'),
-            # a' = mean of g(a|s', z') (+ r(s'), clipped to [-1, 1], in residual mode)
-            with th.no_grad():
-                next_latent, next_log_prob, next_residual = self.actor.sample_latent(replay_data.next_observations)
-                next_generator_obs = self.policy.generator_input(replay_data.next_observations)
-                next_actions = rl_generator.decode(next_generator_obs, next_latent)
-                if next_residual is not None:
-                    next_actions = (next_actions + next_residual).clamp(-1.0, 1.0)
-                next_regularizer = next_log_prob.reshape(-1, 1)
-                if prior_kl:
-                    next_regularizer = next_regularizer - rl_generator.prior_log_prob(next_generator_obs, next_latent)
-                next_q_values = th.cat(self.critic_target(replay_data.next_observations, next_actions), dim=1)
-                next_q_values, _ = th.min(next_q_values, dim=1, keepdim=True)
-                next_q_values = next_q_values - ent_coef * next_regularizer
-                target_q_values = replay_data.rewards + (1 - replay_data.dones) * discounts * next_q_values
-            # 0.5 sum_i E[(Q_i(s, a) - y)^2], a = the replay buffer's env action
+        # ---------------- Critic on the env action (Fig. 2, soft Bellman):
+        # y = r + gamma (1 - d) (min_i Q'_i(s', a') - alpha regularizer(z'|s')),  z' ~ pi(z|s'),
+        # a' = mean of g(a|s', z') (+ r(s'), clipped to [-1, 1], in residual mode)
+        @th.no_grad()
+        def soft_target(replay_data: Any, ent_coef: th.Tensor, noise: th.Tensor | None = None) -> th.Tensor:
+            next_latent, next_log_prob, next_residual = self.actor.sample_latent(replay_data.next_observations, noise)
+            next_generator_obs = self.policy.generator_input(replay_data.next_observations)
+            next_actions = rl_generator.decode(next_generator_obs, next_latent)
+            if next_residual is not None:
+                next_actions = (next_actions + next_residual).clamp(-1.0, 1.0)
+            next_regularizer = next_log_prob.reshape(-1, 1)
+            if prior_kl:
+                next_regularizer = next_regularizer - rl_generator.prior_log_prob(next_generator_obs, next_latent)
+            next_q_values = th.cat(self.critic_target(replay_data.next_observations, next_actions), dim=1)
+            next_q_values, _ = th.min(next_q_values, dim=1, keepdim=True)
+            next_q_values = next_q_values - ent_coef * next_regularizer
+            # For n-step replay, discount factor is gamma**n_steps (when no early termination)
+            discounts = replay_data.discounts if replay_data.discounts is not None else self.gamma
+            return replay_data.rewards + (1 - replay_data.dones) * discounts * next_q_values
+
+        # 0.5 sum_i E[(Q_i(s, a) - y)^2], a = the replay buffer's env action
+        def critic_step(observations: th.Tensor, actions: th.Tensor, target_q_values: th.Tensor) -> th.Tensor:
             current_q_values = self.critic(observations, actions)
             critic_loss = 0.5 * sum(F.mse_loss(current_q, target_q_values) for current_q in current_q_values)
             assert isinstance(critic_loss, th.Tensor)
             self.critic.optimizer.zero_grad(set_to_none=True)
             critic_loss.backward()
             self.critic.optimizer.step()
+            return critic_loss
 
-            # ---------------- Latent policy: E[alpha regularizer(z|s) - min_i Q_i(s, a)], z ~ pi(z|s) (Fig. 2),
-            # a = g_mean(s, z), or clip(g_mean(s, z) + r(s), -1, 1) in residual mode: the critic scores the final action.
-            # The gradient reaches Q through the decoder mean (and log p(z|s) through z), but backward(inputs=...) only
-            # computes the latent policy's weight gradients (its residual head included): the critic, the prior and (by
-            # default) the decoder get none, and no time is spent on them.
+        # ---------------- Latent policy: E[alpha regularizer(z|s) - min_i Q_i(s, a)], z ~ pi(z|s) (Fig. 2),
+        # a = g_mean(s, z), or clip(g_mean(s, z) + r(s), -1, 1) in residual mode: the critic scores the final action.
+        # The gradient reaches Q through the decoder mean (and log p(z|s) through z), but backward(inputs=...) only
+        # computes the latent policy's weight gradients (its residual head included): the critic, the prior and (by
+        # default) the decoder get none, and no time is spent on them.
+        def latent_policy_step(
+            observations: th.Tensor,
+            generator_obs: th.Tensor,
+            sample: LatentSample,
+            ent_coef: th.Tensor,
+            critic: th.nn.Module,
+            before_step: Callable[[], None] | None = None,
+        ) -> th.Tensor:
+            latent_pi, _, residual_pi, regularizer = sample
             actions_pi = rl_generator.decode(generator_obs, latent_pi)
             if residual_pi is not None:
                 actions_pi = (actions_pi + residual_pi).clamp(-1.0, 1.0)
-            min_qf_pi, _ = th.min(th.cat(self.critic(observations, actions_pi), dim=1), dim=1, keepdim=True)
+            min_qf_pi, _ = th.min(th.cat(critic(observations, actions_pi), dim=1), dim=1, keepdim=True)
             actor_loss = (ent_coef * regularizer - min_qf_pi).mean()
             self.actor.optimizer.zero_grad(set_to_none=True)
             if self.actor_trains_generator:
                 self.generator_optimizer.zero_grad(set_to_none=True)
             actor_loss.backward(inputs=self._actor_update_params)
+            if before_step is not None:
+                before_step()  # "process" mode: wait until the soft target has read the latent policy and the generator
             self.actor.optimizer.step()
             if self.actor_trains_generator:
                 self.generator_optimizer.step()
+            return actor_loss
 
-            # Update target networks: Q' <- tau Q + (1 - tau) Q' (same arithmetic as SB3's polyak_update, foreach)
+        # Update target networks: Q' <- tau Q + (1 - tau) Q' (same arithmetic as SB3's polyak_update, foreach)
+        @th.no_grad()
+        def update_target_networks(gradient_step: int) -> None:
             if gradient_step % self.target_update_interval == 0:
-                with th.no_grad():
-                    th._foreach_mul_(self._critic_target_params, 1.0 - self.tau)
-                    th._foreach_add_(self._critic_target_params, self._critic_params, alpha=self.tau)
+                th._foreach_mul_(self._critic_target_params, 1.0 - self.tau)
+                th._foreach_add_(self._critic_target_params, self._critic_params, alpha=self.tau)
 
+        # concurrent_update="process": the child process's part of a gradient step, on the shared minibatch.
+        def child_step(
+            replay_data: Any,
+            ent_coef: th.Tensor,
+            noise: th.Tensor,
+            critic_lr: float,
+            gradient_step: int,
+            targets_read: Callable[[], None],
+        ) -> th.Tensor:
+            update_learning_rate(self.critic.optimizer, critic_lr)
+            target_q_values = soft_target(replay_data, ent_coef, noise)
+            targets_read()
+            critic_loss = critic_step(replay_data.observations, replay_data.actions, target_q_values)
+            update_target_networks(gradient_step)
+            return critic_loss
+
+        for gradient_step in range(gradient_steps):
+            replay_data = self.replay_buffer.sample(batch_size, env=self._vec_normalize_env)
+            observations, actions = replay_data.observations, replay_data.actions  # actions scaled to [-1, 1]
+            generator_obs = self.policy.generator_input(observations)
+            elbo_due = self.train_generator and (n_updates_before + gradient_step) % self.generator_train_freq == 0
+            # alpha as it was before this step's temperature update, in the target and the latent policy's loss (SAC)
+            ent_coef = self.ent_coef_tensor if self.log_ent_coef is None else th.exp(self.log_ent_coef.detach())
+
+            if mode == "process":
+                if update_process is None:
+                    update_process = self._update_process(replay_data, ent_coef, child_step)
+                critic_copy = self._reader_copy("critic", self.critic)  # the critic after the previous step's update
+                next_noise = th.randn((observations.shape[0], self.policy.latent_dim), device=self.device)
+                critic_lr = self.critic.optimizer.param_groups[0]["lr"]
+                update_process.start_step(replay_data, ent_coef, next_noise, critic_lr, gradient_step)
+                try:
+                    sample = sample_latent_policy(observations, generator_obs)
+                    ent_coef_loss = temperature_step(sample[3])
+                    actor_loss = latent_policy_step(
+                        observations, generator_obs, sample, ent_coef, critic_copy, update_process.wait_targets_read
+                    )
+                    if elbo_due:  # after the soft target has read the generator (latent_policy_step waited for it)
+                        generator_stats.append(elbo_step(generator_obs, actions, sample_noise(actions)))
+                    critic_loss = update_process.finish_step()
+                except BaseException:
+                    self._close_update_process()  # its messages of this step are unread: start afresh next time
+                    raise
+            else:
+                if generator_copied:
+                    self._reader_copy("generator", generator)  # the generator as it is before this step's update
+                pending_elbo_step = None
+                if elbo_due and generator_copied:
+                    pending_elbo_step = self._update_worker().submit(elbo_step, generator_obs, actions, sample_noise(actions))
+                elif elbo_due:
+                    with one_torch_thread():
+                        generator_stats.append(elbo_step(generator_obs, actions, sample_noise(actions)))
+                sample = sample_latent_policy(observations, generator_obs)
+                ent_coef_loss = temperature_step(sample[3])
+                critic_loss = critic_step(observations, actions, soft_target(replay_data, ent_coef))
+                actor_loss = latent_policy_step(observations, generator_obs, sample, ent_coef, self.critic)
+                update_target_networks(gradient_step)
+                if pending_elbo_step is not None:
+                    generator_stats.append(pending_elbo_step.result())
+
+            _, log_prob, residual_pi, regularizer = sample
             latent_entropy = -log_prob.detach().mean()  # H[pi(z|s)], estimated by -E[log pi(z|s)]
             prior_divergence = regularizer.detach().mean() if prior_kl else zero  # KL(pi(z|s) || p(z|s)) estimate
             residual_magnitude = residual_pi.detach().abs().mean() if residual_pi is not None else zero
@@ -601,9 +698,6 @@ class LatentSAC(SAC):
                     ]
                 )
             )
-            if pending_elbo_step is not None:
-                generator_stats.append(pending_elbo_step.result())
-                self._sync_generator_copy(rl_generator)
 
         self._n_updates += gradient_steps
         self._n_generator_updates += len(generator_stats)
@@ -612,21 +706,50 @@ class LatentSAC(SAC):
         self._diagnostic_obs = generator_obs[:SPREAD_STATES]
         self._record_train_stats(rl_stats, generator_stats, n_updates_before, n_warmup)
 
-    def _generator_worker(self) -> ThreadPoolExecutor:
-        if self._generator_executor is None:
-            self._generator_executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="latent-sac-generator")
-        return self._generator_executor
+    def _update_worker(self) -> ThreadPoolExecutor:
+        """The second thread of concurrent_update="thread" (one per model, started at its first use)."""
+        if self._update_executor is None:
+            self._update_executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="latent-sac-update")
+        return self._update_executor
 
-    def _generator_copy(self) -> ActionGenerator:
-        """The generator copy the RL losses read in concurrent mode, made equal to the generator."""
-        if self._rl_generator_copy is None or self._rl_generator_copy.architecture() != self.action_generator.architecture():
-            self._rl_generator_copy = copy.deepcopy(self.action_generator).requires_grad_(False)
-        self._sync_generator_copy(self._rl_generator_copy)
-        return self._rl_generator_copy
+    def _update_process(self, batch: Any, ent_coef: th.Tensor, child_step: Callable[..., Any]) -> UpdateProcess:
+        """The child process of concurrent_update="process", forked anew when the tensors it shares were replaced."""
+        shared = [
+            *self.actor.parameters(),
+            *self.action_generator.parameters(),
+            *self._critic_params,
+            *self._critic_target_params,
+            *materialized_state(self.critic.optimizer),
+        ]
+        if self._update_process_handle is None or not self._update_process_handle.serves(shared, batch):
+            if th.get_num_threads() > 1:
+                warnings.warn(
+                    f"concurrent_update='process' trains on one torch thread in each of two processes, but torch uses "
+                    f"{th.get_num_threads()} threads here, and their idle workers would take the child process's core "
+                    "(61 against 115 env steps/s on HalfCheetah, 2 cores). Setting torch.set_num_threads(1) in this "
+                    "process; call it before training (rl-zoo3: --num-threads 1) to silence this warning.",
+                    stacklevel=2,
+                )
+                th.set_num_threads(1)
+            self._close_update_process()
+            self._update_process_handle = UpdateProcess(shared, batch, self.policy.latent_dim, ent_coef, child_step)
+            weakref.finalize(self, self._update_process_handle.close)
+        return self._update_process_handle
 
-    def _sync_generator_copy(self, generator_copy: ActionGenerator) -> None:
-        with th.no_grad():
-            th._foreach_copy_(list(generator_copy.parameters()), list(self.action_generator.parameters()))
+    def _close_update_process(self) -> None:
+        if self._update_process_handle is not None:
+            self._update_process_handle.close()
+            self._update_process_handle = None
+
+    def _reader_copy(self, name: str, module: ModuleT) -> ModuleT:
+        """A gradient-free copy of ``module``, made equal to it now, for losses that read it while another thread
+        updates it (concurrent_update). Rebuilt when ``module`` was replaced (a loaded or shared generator)."""
+        cached = self._reader_copies.get(name)
+        if cached is None or cached.source is not module:
+            cached = _ReaderCopy(module)
+            self._reader_copies[name] = cached
+        cached.sync()
+        return cached.copy  # type: ignore[return-value]
 
     def generator_diagnostics(self) -> dict[str, float]:
         """
@@ -735,8 +858,9 @@ class LatentSAC(SAC):
             "_critic_target_params",
             "_diagnostic_obs",
             "_diagnostic_rng",
-            "_generator_executor",
-            "_rl_generator_copy",
+            "_update_process_handle",
+            "_reader_copies",
+            "_update_executor",
         ]
 
     def _get_torch_save_params(self) -> tuple[list[str], list[str]]:
@@ -760,6 +884,20 @@ def one_torch_thread() -> Iterator[None]:
         yield
     finally:
         th.set_num_threads(n_threads)
+
+
+class _ReaderCopy:
+    """A gradient-free deep copy of a module, and its parameter lists, so that catching up costs one foreach copy."""
+
+    def __init__(self, source: th.nn.Module):
+        self.source = source
+        self.copy = copy.deepcopy(source).requires_grad_(False)
+        self._source_params: list[th.Tensor] = list(source.parameters())
+        self._copy_params: list[th.Tensor] = list(self.copy.parameters())
+
+    def sync(self) -> None:
+        with th.no_grad():
+            th._foreach_copy_(self._copy_params, self._source_params)
 
 
 def _resolve_generator_mode(generator_mode: str | None, train_generator: bool | None) -> str:
