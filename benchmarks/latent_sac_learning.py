@@ -10,6 +10,7 @@ evaluation to ``benchmarks/results/<env>/<algo>_seed<seed>.csv`` as it goes. Run
     python benchmarks/latent_sac_learning.py --env Pendulum-v1 --plot-only
     python benchmarks/latent_sac_learning.py --algos latent_sac --results benchmarks/results/speed-after   # elsewhere
     python benchmarks/latent_sac_learning.py --algos latent_sac --compare benchmarks/results/A benchmarks/results/B
+    python benchmarks/latent_sac_learning.py --algos latent_sac --params concurrent_update:process --workers 1 ...
 """
 
 from __future__ import annotations
@@ -62,9 +63,9 @@ def finished(path: Path, steps: int) -> bool:
     return bool(rows) and int(rows[-1]["timesteps"]) >= steps
 
 
-def run(job: tuple[str, str, int, int, int, int, Path]) -> str:
+def run(job: tuple[str, str, int, int, int, int, Path, dict[str, Any]]) -> str:
     """Train one (algo, env, seed) in this single-threaded process, appending a CSV row per evaluation."""
-    algo, env_id, seed, steps, eval_freq, eval_episodes, results = job
+    algo, env_id, seed, steps, eval_freq, eval_episodes, results, params = job
     import gymnasium as gym
     import torch as th
     from stable_baselines3 import SAC
@@ -98,7 +99,8 @@ def run(job: tuple[str, str, int, int, int, int, Path]) -> str:
             return True
 
     cls = LatentSAC if algo == "latent_sac" else SAC
-    model = cls("MlpPolicy", env_id, seed=seed, verbose=0, **hyperparams(algo, env_id))
+    kwargs = hyperparams(algo, env_id) | (params if algo == "latent_sac" else {})
+    model = cls("MlpPolicy", env_id, seed=seed, verbose=0, **kwargs)
     model.learn(steps, callback=Evaluate())
     return f"{algo} {env_id} seed {seed}: {time.time() - start:.0f} s"
 
@@ -178,6 +180,8 @@ def compare(env_id: str, algo: str, before: Path, after: Path, steps: int) -> st
 
 
 def main() -> None:
+    from rl_zoo3.utils import StoreDict
+
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--env", default="Pendulum-v1")
     parser.add_argument("--algos", nargs="+", default=list(ALGOS), choices=ALGOS)
@@ -187,6 +191,13 @@ def main() -> None:
     parser.add_argument("--eval-episodes", type=int, default=10)
     parser.add_argument("--workers", type=int, default=2, help="processes at a time (one thread each)")
     parser.add_argument("--plot-only", action="store_true")
+    parser.add_argument(
+        "--params",
+        nargs="+",
+        action=StoreDict,
+        default={},
+        help="extra LatentSAC arguments, in rl-zoo3's -params syntax (concurrent_update:process)",
+    )
     parser.add_argument("--results", type=Path, default=RESULTS, help="results root: <results>/<env>/<algo>_seed<k>.csv")
     parser.add_argument(
         "--compare",
@@ -203,7 +214,7 @@ def main() -> None:
     if not args.plot_only:
         # SAC and LatentSAC of the same seed side by side, so that both see the same machine load.
         jobs = [
-            (algo, args.env, seed, args.steps, args.eval_freq, args.eval_episodes, args.results.resolve())
+            (algo, args.env, seed, args.steps, args.eval_freq, args.eval_episodes, args.results.resolve(), args.params)
             for seed in args.seeds
             for algo in args.algos
             if not finished(csv_path(args.env, algo, seed, args.results), args.steps)
