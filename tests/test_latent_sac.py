@@ -250,6 +250,21 @@ def test_concurrent_update_process_shares_the_critic_and_survives_its_child(tmp_
     assert not loaded._update_process_handle.is_alive()
 
 
+def test_concurrent_update_process_when_children_are_reaped_elsewhere() -> None:
+    # With SIGCHLD ignored the kernel reaps exited children itself, so waitpid finds none: close() must still end.
+    import signal
+
+    previous = signal.signal(signal.SIGCHLD, signal.SIG_IGN)
+    try:
+        model = trained_with("process", steps=150)
+        child = model._update_process_handle
+        assert child is not None and child.is_alive()
+        model._close_update_process()
+        assert not child.is_alive()
+    finally:
+        signal.signal(signal.SIGCHLD, previous)
+
+
 def test_concurrent_update_process_sets_one_torch_thread() -> None:
     th.set_num_threads(2)
     try:

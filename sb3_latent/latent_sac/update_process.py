@@ -2,7 +2,7 @@
 
 Two Python threads cannot share out LatentSAC's update on a CPU: its ~500 small torch calls per gradient step
 each hand the GIL over, and on the 2-core machine of docs/performance.md a split over two threads ran every part
-about 1.5x slower than alone. Two processes have no GIL between them (two single-thread processes training side by
+1.2x to 1.7x slower than alone. Two processes have no GIL between them (two single-thread processes training side by
 side each ran 4% slower than one alone). So the soft target and the critic's update run in a child process, forked
 from inside ``LatentSAC.train()``, where it runs the very loss functions that ``train()`` defines (no second copy
 of them), while the parent updates the temperature, the latent policy and the generator.
@@ -108,7 +108,10 @@ class UpdateProcess:
 
     def is_alive(self) -> bool:
         if self._exit_code is None:
-            pid, status = os.waitpid(self.pid, os.WNOHANG)
+            try:
+                pid, status = os.waitpid(self.pid, os.WNOHANG)
+            except ChildProcessError:  # reaped elsewhere (SIGCHLD ignored): it has exited, with a code unknown here
+                pid, status = self.pid, 0
             if pid != 0:
                 self._exit_code = os.waitstatus_to_exitcode(status)
         return self._exit_code is None
@@ -157,8 +160,9 @@ class UpdateProcess:
                     break
                 time.sleep(0.1)
             else:
-                os.kill(self.pid, signal.SIGKILL)
-                os.waitpid(self.pid, 0)
+                with contextlib.suppress(ProcessLookupError, ChildProcessError):
+                    os.kill(self.pid, signal.SIGKILL)
+                    os.waitpid(self.pid, 0)
                 self._exit_code = -signal.SIGKILL
         self._connection.close()
 
