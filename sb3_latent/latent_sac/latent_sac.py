@@ -11,7 +11,7 @@ import warnings
 import weakref
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
-from typing import Any, ClassVar, TypeVar, Union
+from typing import Any, ClassVar, Generic, NamedTuple, TypeVar, Union
 
 import numpy as np
 import torch as th
@@ -53,8 +53,15 @@ TRAINED_GENERATOR_MODES = ("train", "finetune")
 POLICY_REGULARIZERS = ("entropy", "prior_kl")
 # How a gradient step uses a second CPU core (docs/performance.md, "Both cores").
 CONCURRENT_UPDATES = (None, "thread", "process")
-# One sample of the latent policy: z, log pi(z|s), the residual action r(s) (or None), and what alpha weighs.
-LatentSample = tuple[th.Tensor, th.Tensor, th.Tensor | None, th.Tensor]
+
+
+class LatentSample(NamedTuple):
+    """One sample of the latent policy: z, log pi(z|s), the residual action r(s) (or None), and what alpha weighs."""
+
+    latent: th.Tensor
+    log_prob: th.Tensor
+    residual: th.Tensor | None
+    regularizer: th.Tensor
 
 
 class LatentSAC(SAC):
@@ -357,7 +364,7 @@ class LatentSAC(SAC):
         self._diagnostic_rng = th.Generator(device=self.device).manual_seed(0)
         # concurrent_update: the second thread, and the copies of the modules that thread updates (not saved).
         self._update_executor: ThreadPoolExecutor | None = None
-        self._reader_copies: dict[str, _ReaderCopy] = {}
+        self._reader_copies: dict[str, _ReaderCopy[Any]] = {}
         self._update_process_handle: UpdateProcess | None = None
 
     def _check_options(self) -> None:
@@ -522,8 +529,9 @@ class LatentSAC(SAC):
         #   reads a copy of the critic as it was before this step's critic update, and the RL losses read the
         #   generator as it was before this step's ELBO update.
         mode = self.concurrent_update
-        generator_copied = mode == "thread" and self.train_generator
-        rl_generator = self._reader_copy("generator", generator) if generator_copied else generator
+        generator_reader = self._reader_copy("generator", generator) if mode == "thread" and self.train_generator else None
+        rl_generator = generator_reader.copy if generator_reader is not None else generator
+        critic_reader = self._reader_copy("critic", self.critic) if mode == "process" else None
         update_process: UpdateProcess | None = None
         n_updates_before = self._n_updates
         # The regulariser alpha weighs, and the value alpha is tuned toward (see the temperature step below).
@@ -541,7 +549,7 @@ class LatentSAC(SAC):
             # "prior_kl" (SPiRL): log pi(z|s) - log p(z|s), whose mean estimates KL(pi(z|s) || p(z|s)). Both are
             # densities on z itself (log pi includes the tanh and latent_bound Jacobians), so their difference is one.
             regularizer = log_prob - rl_generator.prior_log_prob(generator_obs, latent_pi) if prior_kl else log_prob
-            return latent_pi, log_prob, residual_pi, regularizer
+            return LatentSample(latent_pi, log_prob, residual_pi, regularizer)
 
         # ---------------- Temperature: J(alpha) = E[-alpha (regularizer + target)]: with the entropy,
         # target = target_entropy (SAC); with the KL, target = -target_kl, so alpha grows while KL > target_kl.
@@ -648,15 +656,16 @@ class LatentSAC(SAC):
             if mode == "process":
                 if update_process is None:
                     update_process = self._update_process(replay_data, ent_coef, child_step)
-                critic_copy = self._reader_copy("critic", self.critic)  # the critic after the previous step's update
+                assert critic_reader is not None
+                critic_reader.sync()  # the critic after the previous step's update
                 next_noise = th.randn((observations.shape[0], self.policy.latent_dim), device=self.device)
                 critic_lr = self.critic.optimizer.param_groups[0]["lr"]
                 update_process.start_step(replay_data, ent_coef, next_noise, critic_lr, gradient_step)
                 try:
                     sample = sample_latent_policy(observations, generator_obs)
-                    ent_coef_loss = temperature_step(sample[3])
+                    ent_coef_loss = temperature_step(sample.regularizer)
                     actor_loss = latent_policy_step(
-                        observations, generator_obs, sample, ent_coef, critic_copy, update_process.wait_targets_read
+                        observations, generator_obs, sample, ent_coef, critic_reader.copy, update_process.wait_targets_read
                     )
                     if elbo_due:  # after the soft target has read the generator (latent_policy_step waited for it)
                         generator_stats.append(elbo_step(generator_obs, actions, sample_noise(actions)))
@@ -665,16 +674,16 @@ class LatentSAC(SAC):
                     self._close_update_process()  # its messages of this step are unread: start afresh next time
                     raise
             else:
-                if generator_copied:
-                    self._reader_copy("generator", generator)  # the generator as it is before this step's update
+                if generator_reader is not None:
+                    generator_reader.sync()  # the generator as it is before this step's update
                 pending_elbo_step = None
-                if elbo_due and generator_copied:
+                if elbo_due and generator_reader is not None:
                     pending_elbo_step = self._update_worker().submit(elbo_step, generator_obs, actions, sample_noise(actions))
                 elif elbo_due:
                     with one_torch_thread():
                         generator_stats.append(elbo_step(generator_obs, actions, sample_noise(actions)))
                 sample = sample_latent_policy(observations, generator_obs)
-                ent_coef_loss = temperature_step(sample[3])
+                ent_coef_loss = temperature_step(sample.regularizer)
                 critic_loss = critic_step(observations, actions, soft_target(replay_data, ent_coef))
                 actor_loss = latent_policy_step(observations, generator_obs, sample, ent_coef, self.critic)
                 update_target_networks(gradient_step)
@@ -741,15 +750,15 @@ class LatentSAC(SAC):
             self._update_process_handle.close()
             self._update_process_handle = None
 
-    def _reader_copy(self, name: str, module: ModuleT) -> ModuleT:
-        """A gradient-free copy of ``module``, made equal to it now, for losses that read it while another thread
-        updates it (concurrent_update). Rebuilt when ``module`` was replaced (a loaded or shared generator)."""
+    def _reader_copy(self, name: str, module: ModuleT) -> _ReaderCopy[ModuleT]:
+        """A gradient-free copy of ``module`` for losses that read it while another thread or process updates it
+        (concurrent_update); the caller syncs it before each step. Rebuilt when ``module`` was replaced (a loaded or
+        shared generator)."""
         cached = self._reader_copies.get(name)
         if cached is None or cached.source is not module:
             cached = _ReaderCopy(module)
             self._reader_copies[name] = cached
-        cached.sync()
-        return cached.copy  # type: ignore[return-value]
+        return cached
 
     def generator_diagnostics(self) -> dict[str, float]:
         """
@@ -886,10 +895,10 @@ def one_torch_thread() -> Iterator[None]:
         th.set_num_threads(n_threads)
 
 
-class _ReaderCopy:
+class _ReaderCopy(Generic[ModuleT]):
     """A gradient-free deep copy of a module, and its parameter lists, so that catching up costs one foreach copy."""
 
-    def __init__(self, source: th.nn.Module):
+    def __init__(self, source: ModuleT):
         self.source = source
         self.copy = copy.deepcopy(source).requires_grad_(False)
         self._source_params: list[th.Tensor] = list(source.parameters())
