@@ -1,19 +1,19 @@
 """The critic's half of LatentSAC's gradient step in a second process: ``concurrent_update="process"``.
 
-Two Python threads cannot share out LatentSAC's update on a CPU: its ~500 small torch calls per gradient step
-each hand the GIL over, and on the 2-core machine of docs/performance.md a split over two threads ran every part
-1.2x to 1.7x slower than alone. Two processes have no GIL between them (two single-thread processes training side by
-side each ran 4% slower than one alone). So the soft target and the critic's update run in a child process, forked
-from inside ``LatentSAC.train()``, where it runs the very loss functions that ``train()`` defines (no second copy
-of them), while the parent updates the temperature, the latent policy and the generator.
+Two Python threads cannot share out LatentSAC's update on a CPU: its ~500 small torch calls per gradient step each
+hand the GIL over. On the 2-core machine of docs/performance.md, two models training in two threads of one process
+each ran 26% slower than one alone, and in two processes 9% (``benchmarks/concurrency_probe.py``). So the soft
+target and the critic's update run in a child process, forked from inside ``LatentSAC.train()``, where it runs the
+very loss functions that ``train()`` defines (no second copy of them), while the parent updates the temperature, the
+latent policy and the generator.
 
 The two processes share, in shared memory: the parameters of the latent policy, the action generator, the critic
 and its target, the critic optimiser's state, and one minibatch. Per gradient step the parent copies the minibatch
 in and sends one message. The child computes the soft target and says so (from then on the parent may update the
 latent policy and the generator, which the target read), updates the critic and its target networks, and says it is
 done. Neither process draws a random number the other depends on (the parent draws the child's noise), so results
-are reproducible for a seed. (Moving the generator's update to the child too measured slower: the child then had
-~7.2 ms of work against the parent's ~5, on the 2-core machine.)
+are reproducible for a seed. (Moving the generator's update to the child too measured slower: the child then had the
+longer side.)
 
 The child lives as long as the tensors it shares stay the same tensors. Loading parameters or replacing the
 generator replaces them, and the next ``train()`` then forks a new child from the model as it is.
