@@ -213,8 +213,10 @@ def test_generator_transfer_keeps_or_trains_the_source_generator(tmp_path, monke
         pairs = zip(a.action_generator.state_dict().values(), b.action_generator.state_dict().values(), strict=True)
         return all(th.equal(x, y) for x, y in pairs)
 
-    assert same_generator(saved["frozen"], saved["pretrain-forward"]) and not saved["frozen"].train_generator
-    assert not same_generator(saved["finetuned"], saved["pretrain-forward"]) and saved["finetuned"].train_generator
+    assert same_generator(saved["frozen"], saved["pretrain-forward"]) and saved["frozen"].generator_mode == "frozen"
+    assert (
+        not same_generator(saved["finetuned"], saved["pretrain-forward"]) and saved["finetuned"].generator_mode == "finetune"
+    )
 
 
 def test_multitask_source_shares_one_generator_and_resumes(tmp_path, monkeypatch):
