@@ -13,13 +13,15 @@ import yaml
 from gymnasium import spaces
 from stable_baselines3.common.buffers import ReplayBuffer
 
+from sb3_latent.errors import UserInputError
 from sb3_latent.experiments import BUDGETS, EXPERIMENTS, Condition, Experiment, Panel, Source
 from sb3_latent.experiments.backends import InlineBackend, execute
-from sb3_latent.experiments.checkpoints import restore_replay_buffer, save_replay_buffer
-from sb3_latent.experiments.plan import pending_conditions, plan_runs
+from sb3_latent.experiments.plan import plan_runs
 from sb3_latent.experiments.report import Curves, summarize
-from sb3_latent.experiments.runner import read_evaluations, run_one
-from sb3_latent.experiments.transfers import TRANSFERS, missing
+from sb3_latent.experiments.runner import run_one
+from sb3_latent.experiments.runs import read_evaluations
+from sb3_latent.experiments.transfers import TRANSFERS
+from sb3_latent.zoo_runs import restore_replay_buffer, save_replay_buffer
 
 SMOKE_STEPS = [0, 200, 400]  # the smoke budget evaluates at step 0 and every 200 steps, for 400 steps
 
@@ -72,7 +74,6 @@ def test_bad_input_is_a_short_error(args, message, zoo_env, tmp_path):
 # Whole experiments through the command line (local process pool)
 
 
-@pytest.mark.skipif(missing("sb3_latent.transfer:finetune") is not None, reason="sb3_latent.transfer.finetune not written yet")
 def test_naive_transfer_smoke_then_skip(zoo_env, tmp_path):
     args = ["naive-transfer", "--budget", "smoke", "--seeds", "2", "-f", str(tmp_path)]
     check_ok(cli(args, zoo_env, tmp_path))
@@ -296,26 +297,31 @@ def test_experiments_are_consistent():
     assert [c.algo for c in EXPERIMENTS["baselines"].conditions] == ["sac", "td3", "ddpg", "ppo", "tqc", "latent_sac"]
 
 
-def test_pending_conditions_say_why():
-    experiment = Experiment(
-        "toy",
-        "toy",
-        "none",
-        (
-            Condition("fine", "sac", "Pendulum-v1"),
-            Condition("needs-code", "sac", "Pendulum-v1", requires=("sb3_latent.not_written_yet:thing",)),
-            Condition("after-it", "sac", "Pendulum-v1", source=Source("needs-code", "finetune")),
-            Condition("unknown-algo", "no_such_algo", "Pendulum-v1"),
-            Condition("unknown-env", "sac", "NoSuchEnv-v0"),
-        ),
-        (Panel("all", ("fine",)),),
-    )
-    pending = pending_conditions(experiment, list(experiment.conditions))
-    assert "fine" not in pending
-    assert "sb3_latent.not_written_yet" in pending["needs-code"]
-    assert "pending" in pending["after-it"] or "finetune" in pending["after-it"]
-    assert "no_such_algo" in pending["unknown-algo"]
-    assert "NoSuchEnv-v0" in pending["unknown-env"]
+@pytest.mark.parametrize(
+    "condition, message",
+    [
+        (Condition("c", "sac", "Pendulum-v1", source=Source("fine", "no-such-hook")), "unknown transfer hook 'no-such-hook'"),
+        (Condition("c", "sac", "NoSuchEnv-v0"), "gymnasium has no env NoSuchEnv-v0"),
+        (Condition("c", "latent_sac", "HalfCheetah-v4", multitask=(("NoSuchEnv-v0", {}),)), "no env NoSuchEnv-v0"),
+        (Condition("c", "no_such_algo", "Pendulum-v1"), "rl-zoo3 has no --algo no_such_algo"),
+    ],
+)
+def test_unknown_hook_env_or_algo_is_an_error_at_planning(condition, message, tmp_path):
+    conditions = (Condition("fine", "sac", "Pendulum-v1"), condition)
+    experiment = Experiment("toy", "toy", "none", conditions, (Panel("all", ("c",)),))
+    with pytest.raises(UserInputError, match=message):
+        plan_runs(experiment, BUDGETS["smoke"], 1, tmp_path, list(experiment.conditions))
+    assert not tmp_path.joinpath("toy").exists()
+
+
+def test_cli_reports_a_planning_error_in_one_line(tmp_path, monkeypatch, capsys):
+    from sb3_latent.experiments.__main__ import main
+
+    bad = dataclasses.replace(EXPERIMENTS["baselines"], conditions=(Condition("sac", "sac", "NoSuchEnv-v0"),))
+    monkeypatch.setitem(EXPERIMENTS, "baselines", bad)
+    assert main(["baselines", "--budget", "smoke", "-f", str(tmp_path), "--no-progress"]) == 2
+    assert "error: Condition 'sac': gymnasium has no env NoSuchEnv-v0" in capsys.readouterr().err
+    assert not (tmp_path / "baselines").exists()
 
 
 def test_summary_statistics():

@@ -4,8 +4,8 @@ A :class:`Condition` is an algorithm, an env id and hyperparameter overrides on 
 (``hyperparams/<algo>.yml``, or rl-zoo3's own), with optional env kwargs and an optional
 :class:`Source`: the run of another condition (same seed) whose saved model initialises this one
 through a named transfer hook (:mod:`sb3_latent.experiments.transfers`). Nothing here imports an
-algorithm: algorithms are zoo names and transfers are hook names, resolved when a run starts, so an
-experiment can be declared before the code it needs exists (its conditions are then *pending*).
+algorithm: algorithms are zoo names and transfers are hook names, checked when the runs are planned
+(:func:`sb3_latent.experiments.plan.plan_runs`), so importing the configuration stays light.
 
 A :class:`Budget` says how long each run trains and how it is evaluated; it may lower some
 hyperparameters so that short runs still learn (``smoke``, ``quick``). The order of precedence is
@@ -79,7 +79,6 @@ class Condition:
     :param env_kwargs: keyword arguments of the env (train and eval)
     :param source: the run this one starts from, if any
     :param label: legend label (default: ``name``)
-    :param requires: extra ``"module:attribute"`` this condition needs; missing ones make it pending
     :param multitask: other tasks, as ``(env id, env kwargs)``, each trained by its own LatentSAC alongside this
         condition's, all sharing one action generator (poster, Figure 1; see :mod:`sb3_latent.experiments.multitask`).
         This condition's own task is the one evaluated, drawn and transferred from
@@ -92,7 +91,6 @@ class Condition:
     env_kwargs: dict[str, Any] = field(default_factory=dict)
     source: Source | None = None
     label: str | None = None
-    requires: tuple[str, ...] = ()
     multitask: tuple[tuple[str, dict[str, Any]], ...] = ()
 
     @property

@@ -344,11 +344,9 @@ class LatentSAC(SAC):
         self.action_generator = self.policy.action_generator
 
     def _load_generator(self, source: GeneratorSource) -> tuple[ActionGenerator, dict[str, Any]]:
-        if isinstance(source, ActionGenerator):
-            return source, {}
-        from sb3_latent.transfer.latent import load_generator  # model zips and rl-zoo3 run folders
+        from sb3_latent.zoo_runs import read_action_generator  # generator files, model zips and rl-zoo3 run folders
 
-        return load_generator(source, device=self.device)
+        return read_action_generator(source, LatentSAC, device=self.device)
 
     def load_action_generator(self, path_or_generator: GeneratorSource) -> None:
         """
