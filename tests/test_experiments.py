@@ -104,6 +104,29 @@ def test_naive_transfer_smoke_then_skip(zoo_env, tmp_path):
     assert (out / "runs/finetuned/seed0/evaluations.csv").read_text() == before
 
 
+def test_latent_ablation_smoke(zoo_env, tmp_path):
+    from sb3_latent import LatentSAC
+
+    check_ok(cli(["latent-ablation", "--budget", "smoke", "--seeds", "1", "-f", str(tmp_path)], zoo_env, tmp_path))
+    out = tmp_path / "latent-ablation"
+    experiment = EXPERIMENTS["latent-ablation"]
+    assert len(experiment.conditions) == 1 + 5 + 3  # SAC, the five rungs, three leave-one-out rows
+    for condition in experiment.conditions:
+        assert evaluated_steps(out / "runs" / condition.name / "seed0") == SMOKE_STEPS, condition.name
+    zip_path = "runs/{}/seed0/latent_sac/HalfCheetahBackward-v4_1/HalfCheetahBackward-v4.zip"
+    # The first rung is the SAC-equivalent configuration; the last is today's default.
+    sac_like = LatentSAC.load(out / zip_path.format("rung0-sac-equivalent"))
+    assert sac_like.generator_mode == "fixed" and sac_like.action_generator.decoder == "identity"
+    assert sac_like.policy.latent_bound == 1.0 and not sac_like.policy.decoder_noise
+    assert sac_like.target_entropy == -6.0
+    default = LatentSAC.load(out / zip_path.format("rung4-elbo"))
+    assert default.generator_mode == "train" and default.action_generator.decoder == "residual"
+    assert default.policy.latent_bound == 2.0 and default.policy.decoder_noise and default.target_entropy == -6.0
+    without_entropy = LatentSAC.load(out / zip_path.format("without-entropy"))
+    assert without_entropy.target_entropy == pytest.approx(-6.0 * (1 - np.log(2.0)))
+    assert (out / "latent-ablation.png").is_file() and "| LatentSAC as SAC |" in (out / "summary.md").read_text()
+
+
 def test_baselines_smoke_extends_finished_runs(zoo_env, tmp_path):
     """Cheap baselines for 200 steps, then 400: the second call resumes each run from its last checkpoint."""
     args = ["baselines", "--budget", "smoke", "--seeds", "1", "--conditions", "sac", "ppo", "-f", str(tmp_path)]

@@ -22,6 +22,8 @@ action box ``[-tanh(c), tanh(c)]^d`` with ``c = latent_gain * b - residual_bound
 whatever data the generator was fitted on: the generator can shape *where* the prior's mass lands
 (the skill), but it cannot lose support. With the defaults (b = 2, gain 1.5, bound 0.5) that box is
 ``[-0.987, 0.987]^d``. ``decoder="mlp"`` is the plain CVAE decoder of the poster and of PLAS.
+``decoder="identity"`` decodes a = clip(z, -1, 1) and has nothing to learn but its noise: with
+``latent_bound=1`` LatentSAC is then SAC itself (the rung from which the latent ablation starts).
 """
 
 from __future__ import annotations
@@ -48,7 +50,9 @@ LATENT_LOG_STD_MIN = -8.0
 LATENT_LOG_STD_MAX = 2.0
 
 PRIORS = ("standard", "learned")
-DECODERS = ("residual", "mlp")
+DECODERS = ("residual", "mlp", "identity")
+# Decoders that map each latent axis onto one action axis.
+AXIS_DECODERS = ("residual", "identity")
 _FORMAT_VERSION = 1
 
 
@@ -101,9 +105,9 @@ class ActionGenerator(nn.Module):
             raise UserInputError(f"prior must be one of {PRIORS}, got {prior!r}.")
         if decoder not in DECODERS:
             raise UserInputError(f"decoder must be one of {DECODERS}, got {decoder!r}.")
-        if decoder == "residual" and int(latent_dim) != int(action_dim):
+        if decoder in AXIS_DECODERS and int(latent_dim) != int(action_dim):
             raise UserInputError(
-                f"decoder='residual' maps each latent axis to one action axis, so it needs latent_dim == action_dim "
+                f"decoder={decoder!r} maps each latent axis to one action axis, so it needs latent_dim == action_dim "
                 f"(got latent_dim={latent_dim}, action_dim={action_dim}). Leave latent_dim out, or use decoder='mlp'."
             )
         if latent_gain <= 0 or residual_bound < 0:
@@ -126,9 +130,12 @@ class ActionGenerator(nn.Module):
             *create_mlp(self.obs_dim + self.action_dim, 2 * self.latent_dim, self.net_arch, activation_fn)
         )
         # g(a|s,z): mean network; the log-std is a learned state-independent vector (clamped)
-        self.decoder_net = nn.Sequential(
-            *create_mlp(self.obs_dim + self.latent_dim, self.action_dim, self.net_arch, activation_fn)
+        decoder_layers = (
+            []
+            if decoder == "identity"
+            else create_mlp(self.obs_dim + self.latent_dim, self.action_dim, self.net_arch, activation_fn)
         )
+        self.decoder_net = nn.Sequential(*decoder_layers)
         self.decoder_log_std = nn.Parameter(th.full((self.action_dim,), -1.0))
         if decoder == "residual":
             # Start as the identity skeleton tanh(latent_gain * z): the warp is learned from zero.
@@ -150,6 +157,8 @@ class ActionGenerator(nn.Module):
 
     def decode(self, obs: th.Tensor, latent: th.Tensor) -> th.Tensor:
         """Mean of g(a|s,z), in [-1, 1]."""
+        if self.decoder == "identity":
+            return latent.clamp(-1.0, 1.0)
         out = self.decoder_net(th.cat([obs, latent], dim=1))
         if self.decoder == "residual":
             out = self.latent_gain * latent + self.residual_bound * th.tanh(out)

@@ -36,10 +36,12 @@ SPREAD_CODES = 8
 # "train": trained by the ELBO, from scratch (with the warm-up) unless action_generator= is given;
 # "finetune": a pretrained generator (action_generator=) keeps training by the ELBO, at generator_learning_rate;
 # "frozen": a pretrained generator is never updated;
-# "residual": frozen, and the latent policy also emits a bounded residual action added to the decoded one.
-GENERATOR_MODES = ("train", "finetune", "frozen", "residual")
+# "residual": frozen, and the latent policy also emits a bounded residual action added to the decoded one;
+# "fixed": the built-in generator, as initialised, is never updated (no source; an ablation, docs/modules/latent_sac.md).
+GENERATOR_MODES = ("train", "finetune", "frozen", "residual", "fixed")
+FIXED_GENERATOR_MODES = ("frozen", "residual", "fixed")
 TRAINED_GENERATOR_MODES = ("train", "finetune")
-TRANSFER_MODES = ("finetune", "frozen", "residual")  # the modes that start from action_generator=
+TRANSFER_MODES: tuple[str, ...] = ("frozen", "finetune", "residual")  # the modes that start from action_generator=
 # What the temperature alpha weighs in the latent policy's objective.
 POLICY_REGULARIZERS = ("entropy", "prior_kl")
 
@@ -120,8 +122,10 @@ class LatentSAC(SAC):
     :param generator_mode: what happens to the action generator: ``"train"`` (default: trained by the ELBO, from
         scratch unless ``action_generator`` is given), ``"finetune"`` (the given generator keeps training, at
         ``generator_learning_rate``), ``"frozen"`` (the given generator never changes) or ``"residual"`` (frozen, and
-        the latent policy also emits a residual action bounded by ``residual_scale``). The last three need
-        ``action_generator``. A learned prior p(z|s) is part of the generator: frozen or trained with it
+        the latent policy also emits a residual action bounded by ``residual_scale``); these three need
+        ``action_generator``. ``"fixed"``: the built-in generator, as initialised, never changes (no
+        ``action_generator``; with ``decoder="identity"`` and ``latent_bound=1`` this is SAC). A learned prior p(z|s) is
+        part of the generator: frozen or trained with it
     :param residual_scale: bound of the residual action in ``generator_mode="residual"``, on SB3's [-1, 1] action
         scale (0.2: a tenth of the action range); the final action is clip(decoded + residual, -1, 1)
     :param policy_regularizer: what the temperature alpha weighs in the latent policy's objective: ``"entropy"``
@@ -240,6 +244,11 @@ class LatentSAC(SAC):
                 "action_generator=<generator file, LatentSAC zip or rl-zoo3 run folder> (in rl-zoo3: -params "
                 "action_generator:\"'path'\"), or use generator_mode='train' to train one from scratch."
             )
+        if generator_mode == "fixed" and action_generator is not None:
+            raise UserInputError(
+                "generator_mode='fixed' keeps the built-in generator as initialised, but an action_generator was given. "
+                "Use generator_mode='frozen' to keep a pretrained generator fixed."
+            )
         if _init_setup_model:
             self._setup_model()
 
@@ -311,7 +320,7 @@ class LatentSAC(SAC):
             raise UserInputError(f"generator_warmup_steps must be an integer >= 0, got {self.generator_warmup_steps!r}.")
         if self.generator_mode not in GENERATOR_MODES:
             raise UserInputError(f"generator_mode must be one of {GENERATOR_MODES}, got {self.generator_mode!r}.")
-        if self.generator_mode in ("frozen", "residual") and self.actor_trains_generator:
+        if self.generator_mode in FIXED_GENERATOR_MODES and self.actor_trains_generator:
             raise UserInputError(
                 f"generator_mode={self.generator_mode!r} keeps the generator fixed, but actor_trains_generator=True "
                 "would update its decoder with the actor's loss. Use generator_mode='finetune', or "

@@ -139,9 +139,12 @@ class LatentSACPolicy(SACPolicy):
     :param generator_net_arch: Hidden layers of the encoder, decoder and learned prior (default ``[64, 64]``)
     :param generator_activation_fn: Activation function of the generator networks
     :param prior: ``"standard"`` (p(z) = N(0, I)) or ``"learned"`` (p(z|s))
-    :param decoder: ``"residual"`` (support-preserving, default) or ``"mlp"`` (plain CVAE decoder)
+    :param decoder: ``"residual"`` (support-preserving, default), ``"mlp"`` (plain CVAE decoder) or ``"identity"``
+        (a = clip(z, -1, 1): with ``latent_bound=1``, SAC's own parametrisation)
     :param latent_gain: Slope of the identity part of the residual decoder
     :param residual_bound: Bound on the learned part of the residual decoder's pre-tanh mean
+    :param decoder_noise: Whether acting samples a ~ g(a|s,z) (default, the poster's ancestral sampling) or takes the
+        decoder mean g_mean(s, z), so that z ~ pi(z|s) alone explores
     :param residual_scale: Bound of the residual action the latent policy adds to the decoded action, on SB3's
         [-1, 1] action scale (``None``: no residual head). Set by ``LatentSAC`` from ``generator_mode="residual"``
         and its ``residual_scale`` argument, not by hand
@@ -177,12 +180,14 @@ class LatentSACPolicy(SACPolicy):
         latent_gain: float = 1.5,
         residual_bound: float = 0.5,
         residual_scale: float | None = None,
+        decoder_noise: bool = True,
     ):
         # The spaces, use_sde and residual_scale are LatentSAC's arguments, checked there (LatentSAC._check_options).
         latent_dim = resolve_latent_dim(latent_dim, get_action_dim(action_space))
         if latent_bound <= 0:
             raise UserInputError(f"latent_bound must be > 0, got {latent_bound}.")
         self.residual_scale = None if residual_scale is None else float(residual_scale)
+        self.decoder_noise = bool(decoder_noise)
         # Attributes read by make_actor() and _build(), which SACPolicy.__init__ calls.
         self.latent_dim = latent_dim
         self.latent_bound = float(latent_bound)
@@ -256,6 +261,7 @@ class LatentSACPolicy(SACPolicy):
         data.update(
             latent_bound=self.latent_bound,
             residual_scale=self.residual_scale,
+            decoder_noise=self.decoder_noise,
             **generator_policy_kwargs(self.action_generator),
         )
         return data
@@ -267,13 +273,15 @@ class LatentSACPolicy(SACPolicy):
 
     def _predict(self, observation: PyTorchObs, deterministic: bool = False) -> th.Tensor:
         # Ancestral sampling (poster, Figure 3): z ~ pi(z|s), then a ~ g(a|s,z); means when deterministic.
+        # Without decoder_noise the decoder mean is used even when z is sampled.
         latent, residual = self.actor.latent_and_residual(observation, deterministic)
         generator_obs = self.generator_input(observation)
+        mean_action = deterministic or not self.decoder_noise
         if residual is None:
-            return self.action_generator.sample_actions(generator_obs, latent, deterministic)
+            return self.action_generator.sample_actions(generator_obs, latent, mean_action)
         # Residual mode: a = clip(g_mean(s, z) + sigma_g eps + r(s), -1, 1), one clip for noise and residual.
         actions = self.action_generator.decode(generator_obs, latent) + residual
-        if not deterministic:
+        if not mean_action:
             actions = actions + th.randn_like(actions) * self.action_generator.decoder_log_std_clamped().exp()
         return actions.clamp(-1.0, 1.0)
 

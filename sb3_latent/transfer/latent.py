@@ -31,12 +31,12 @@ from stable_baselines3.common.vec_env import VecEnv
 from sb3_latent.common.action_generator import ActionGenerator
 from sb3_latent.errors import UserInputError
 from sb3_latent.latent_sac import LatentSAC
+from sb3_latent.latent_sac.latent_sac import TRANSFER_MODES
 from sb3_latent.transfer.naive import make_target_env
 from sb3_latent.zoo_runs import read_action_generator
 
-TRANSFER_MODES: tuple[str, ...] = ("frozen", "finetune", "residual")
 # LatentSAC arguments that latent_transfer / train_multitask_generator set themselves.
-_GENERATOR_ARGUMENTS = ("action_generator", "generator_mode", "train_generator")
+_GENERATOR_ARGUMENTS = ("action_generator", "generator_mode")
 
 Task = str | tuple[str, Mapping[str, Any]]
 T = TypeVar("T")
