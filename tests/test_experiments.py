@@ -44,6 +44,12 @@ def evaluated_steps(run: Path) -> list[int]:
     return [int(row["steps"]) for row in read_evaluations(run / "evaluations.csv")]
 
 
+def run_folder(out: Path, condition: str, seed: int = 0) -> Path:
+    """The one folder of ``condition``'s run of ``seed`` (``runs/<condition>/<fingerprint>/seed<k>``)."""
+    (folder,) = (out / "runs" / condition).glob(f"*/seed{seed}")
+    return folder
+
+
 def checkpoint_state(run: Path) -> dict:
     return json.loads((run / "checkpoint" / "state.json").read_text())
 
@@ -81,27 +87,28 @@ def test_naive_transfer_smoke_then_skip(zoo_env, tmp_path):
     envs = {"scratch": "HalfCheetahBackward-v4", "pretrain-forward": "HalfCheetah-v4", "finetuned": "HalfCheetahBackward-v4"}
     for condition, env_id in envs.items():
         for seed in (0, 1):
-            run = out / "runs" / condition / f"seed{seed}"
+            run = run_folder(out, condition, seed)
             assert evaluated_steps(run) == SMOKE_STEPS, run
             save_path = run / "sac" / f"{env_id}_1"  # rl-zoo3's layout, with a stable run id
             assert (save_path / f"{env_id}.zip").is_file()
             assert (save_path / env_id / "config.yml").is_file()
             assert json.loads((run / "status.json").read_text())["num_timesteps"] == 400
     # The source keeps its replay buffer for the transfer; the transfer run records where it started from.
-    assert (out / "runs/pretrain-forward/seed0/sac/HalfCheetah-v4_1/replay_buffer.npz").is_file()
-    settings = json.loads((out / "runs/finetuned/seed1/run.json").read_text())["settings"]
-    assert settings["source"] == ["pretrain-forward", "finetune"]
+    assert (run_folder(out, "pretrain-forward") / "sac/HalfCheetah-v4_1/replay_buffer.npz").is_file()
+    record = json.loads((run_folder(out, "finetuned", 1) / "run.json").read_text())
+    assert record["settings"]["source"][:2] == ["pretrain-forward", "finetune"]
+    assert record["settings"]["source_fingerprint"] == run_folder(out, "pretrain-forward", 1).parent.name
     assert (out / "naive-transfer.png").stat().st_size > 10_000
     summary = (out / "summary.csv").read_text().splitlines()
     assert len(summary) == 4 and all(",2,400," in line for line in summary[1:])
     assert len((out / "evaluations.csv").read_text().splitlines()) == 1 + 3 * 2 * len(SMOKE_STEPS)
     assert "| SAC pretrained forward, fine-tuned |" in (out / "summary.md").read_text()
 
-    before = (out / "runs/finetuned/seed0/evaluations.csv").read_text()
+    before = (run_folder(out, "finetuned") / "evaluations.csv").read_text()
     second = cli(args, zoo_env, tmp_path)
     check_ok(second)
     assert "runs: 0 trained, 6 already finished, 0 failed" in second.stdout
-    assert (out / "runs/finetuned/seed0/evaluations.csv").read_text() == before
+    assert (run_folder(out, "finetuned") / "evaluations.csv").read_text() == before
 
 
 def test_latent_ablation_smoke(zoo_env, tmp_path):
@@ -112,17 +119,20 @@ def test_latent_ablation_smoke(zoo_env, tmp_path):
     experiment = EXPERIMENTS["latent-ablation"]
     assert len(experiment.conditions) == 1 + 5 + 3  # SAC, the five rungs, three leave-one-out rows
     for condition in experiment.conditions:
-        assert evaluated_steps(out / "runs" / condition.name / "seed0") == SMOKE_STEPS, condition.name
-    zip_path = "runs/{}/seed0/latent_sac/HalfCheetahBackward-v4_1/HalfCheetahBackward-v4.zip"
+        assert evaluated_steps(run_folder(out, condition.name)) == SMOKE_STEPS, condition.name
+
+    def zip_path(condition: str) -> Path:
+        return run_folder(out, condition) / "latent_sac/HalfCheetahBackward-v4_1/HalfCheetahBackward-v4.zip"
+
     # The first rung is the SAC-equivalent configuration; the last is today's default.
-    sac_like = LatentSAC.load(out / zip_path.format("rung0-sac-equivalent"))
+    sac_like = LatentSAC.load(zip_path("rung0-sac-equivalent"))
     assert sac_like.generator_mode == "fixed" and sac_like.action_generator.decoder == "identity"
     assert sac_like.policy.latent_bound == 1.0 and not sac_like.policy.decoder_noise
     assert sac_like.target_entropy == -6.0
-    default = LatentSAC.load(out / zip_path.format("rung4-elbo"))
+    default = LatentSAC.load(zip_path("rung4-elbo"))
     assert default.generator_mode == "train" and default.action_generator.decoder == "residual"
     assert default.policy.latent_bound == 2.0 and default.policy.decoder_noise and default.target_entropy == -6.0
-    without_entropy = LatentSAC.load(out / zip_path.format("without-entropy"))
+    without_entropy = LatentSAC.load(zip_path("without-entropy"))
     assert without_entropy.target_entropy == pytest.approx(-6.0 * (1 - np.log(2.0)))
     assert (out / "latent-ablation.png").is_file() and "| LatentSAC as SAC |" in (out / "summary.md").read_text()
 
@@ -131,7 +141,7 @@ def test_baselines_smoke_extends_finished_runs(zoo_env, tmp_path):
     """Cheap baselines for 200 steps, then 400: the second call resumes each run from its last checkpoint."""
     args = ["baselines", "--budget", "smoke", "--seeds", "1", "--conditions", "sac", "ppo", "-f", str(tmp_path)]
     check_ok(cli([*args, "--timesteps", "200"], zoo_env, tmp_path))
-    sac, ppo = tmp_path / "baselines/runs/sac/seed0", tmp_path / "baselines/runs/ppo/seed0"
+    sac, ppo = run_folder(tmp_path / "baselines", "sac"), run_folder(tmp_path / "baselines", "ppo")
     assert checkpoint_state(sac)["num_timesteps"] == 200 and checkpoint_state(sac)["replay_buffer_size"] == 200
     ppo_steps = checkpoint_state(ppo)["num_timesteps"]  # PPO stops at a multiple of n_steps (64 in smoke)
     with open(ppo / "checkpoint/HalfCheetah-v4/vecnormalize.pkl", "rb") as file:
@@ -191,10 +201,14 @@ def test_interrupted_run_resumes_with_its_replay_buffer(tmp_path, monkeypatch):
 
     assert SAC.load(spec.save_path / "HalfCheetah-v4.zip").num_timesteps == 400
 
-    # The same folder under other settings is refused instead of silently mixing two configurations.
-    other = dataclasses.replace(spec, n_timesteps=600, layers=({**spec.layers[0], "batch_size": 64},))
-    refused = run_one(other)
-    assert refused.status == "failed" and "other settings" in refused.message and "hyperparams.batch_size" in refused.message
+    # Other settings get another folder, instead of silently mixing two configurations; a spec made by hand that
+    # points at this folder with other settings is refused.
+    budget = dataclasses.replace(BUDGETS["smoke"], off_policy={**BUDGETS["smoke"].off_policy, "batch_size": 64})
+    (other,) = plan_runs(experiment, budget, 1, tmp_path, [experiment.condition("sac")], n_timesteps=600)
+    assert other.path != run and other.path.parent.parent == run.parent.parent
+    assert other.settings["model"]["batch_size"] == 64 and spec.settings["model"]["batch_size"] == 32
+    refused = run_one(dataclasses.replace(other, run_dir=spec.run_dir))
+    assert refused.status == "refused" and "other settings" in refused.message and "model" in refused.message
     assert json.loads((run / "status.json").read_text())["num_timesteps"] == 400  # the finished run is untouched
 
 
@@ -294,7 +308,7 @@ def test_a_run_being_trained_elsewhere_is_left_alone(tmp_path):
     with open(spec.path / ".lock", "a") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)  # as a second command on the same folder would hold it
         result = run_one(spec)
-    assert result.status == "failed" and "another process" in result.message
+    assert result.status == "refused" and "another process" in result.message
     assert not (spec.path / "evaluations.csv").exists()
 
 
@@ -388,6 +402,6 @@ def test_ray_backend_on_a_local_instance(zoo_env, tmp_path):
     result = cli([*args, "--backend", "ray", "--address", "local"], zoo_env, tmp_path)
     check_ok(result)
     for seed in (0, 1):
-        assert evaluated_steps(tmp_path / f"baselines/runs/sac/seed{seed}") == SMOKE_STEPS
+        assert evaluated_steps(run_folder(tmp_path / "baselines", "sac", seed)) == SMOKE_STEPS
     second = cli([*args, "--backend", "ray", "--address", "local"], zoo_env, tmp_path)
     assert "runs: 0 trained, 2 already finished" in second.stdout

@@ -25,7 +25,7 @@ from rl_zoo3.utils import ALGOS
 from stable_baselines3.common.base_class import BaseAlgorithm
 from stable_baselines3.common.vec_env import VecEnv
 
-from sb3_latent.experiments.runs import RunSpec, check_settings
+from sb3_latent.experiments.runs import RunSpec
 from sb3_latent.experiments.specs import MergeDict, TargetEntropyScale
 from sb3_latent.experiments.transfers import TRANSFERS
 from sb3_latent.zoo import zoo_config
@@ -123,7 +123,6 @@ class RunManager(ExperimentManager):
         saved = {key: (dict(value) if isinstance(value, dict) else value) for key, value in sorted(hyperparams.items())}
         print(f"Hyperparameters after the budget and condition overrides ({self.spec.budget}, {condition.name}):")
         pprint.pprint(saved)
-        check_settings(self.spec, saved)
         return hyperparams, saved
 
     def _load_pretrained_agent(self, hyperparams: dict[str, Any], env: VecEnv) -> BaseAlgorithm:
