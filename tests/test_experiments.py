@@ -1,6 +1,8 @@
 """python -m sb3_latent.experiments: runs through the zoo, skips finished runs, resumes, transfers, reports."""
 
+import csv
 import dataclasses
+import inspect
 import json
 import pickle
 import subprocess
@@ -48,6 +50,10 @@ def run_folder(out: Path, condition: str, seed: int = 0) -> Path:
     """The one folder of ``condition``'s run of ``seed`` (``runs/<condition>/<fingerprint>/seed<k>``)."""
     (folder,) = (out / "runs" / condition).glob(f"*/seed{seed}")
     return folder
+
+
+def summary_rows(out: Path) -> dict[str, dict[str, str]]:
+    return {row["condition"]: row for row in csv.DictReader((out / "summary.csv").read_text().splitlines())}
 
 
 def checkpoint_state(run: Path) -> dict:
@@ -110,6 +116,22 @@ def test_naive_transfer_smoke_then_skip(zoo_env, tmp_path):
     assert "runs: 0 trained, 6 already finished, 0 failed" in second.stdout
     assert (run_folder(out, "finetuned") / "evaluations.csv").read_text() == before
 
+    # Another budget is other settings: its runs get folders of their own, the smoke runs are neither reused nor
+    # overwritten, and the report shows the quick runs only.
+    quick = cli(
+        ["naive-transfer", "--budget", "quick", "--conditions", "scratch", "--timesteps", "10", "-f", str(tmp_path)],
+        zoo_env,
+        tmp_path,
+    )
+    check_ok(quick)
+    assert "runs: 1 trained, 0 already finished, 0 failed" in quick.stdout
+    assert len(list((out / "runs/scratch").glob("*/seed0"))) == 2
+    assert (run_folder(out, "finetuned") / "evaluations.csv").read_text() == before
+    summary = (out / "summary.md").read_text()
+    assert "Budget `quick`" in summary and summary.count("no evaluations yet") == 2
+    rows = summary_rows(out)
+    assert rows["scratch"]["steps"] == "0" and rows["finetuned"]["status"] == "no evaluations yet"
+
 
 def test_latent_ablation_smoke(zoo_env, tmp_path):
     from sb3_latent import LatentSAC
@@ -163,6 +185,17 @@ def test_baselines_smoke_extends_finished_runs(zoo_env, tmp_path):
     check_ok(third)
     assert "runs: 0 trained, 2 already finished" in third.stdout
 
+    # While another command trains the SAC run (it holds the run's lock), this one is refused: no summary, no figure.
+    fcntl = pytest.importorskip("fcntl")
+    report = {path: path.read_bytes() for path in (tmp_path / "baselines").glob("*.*")}
+    with open(sac / ".lock", "a") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        sac_only = ["baselines", "--budget", "smoke", "--seeds", "1", "--conditions", "sac", "-f", str(tmp_path)]
+        refused = cli([*sac_only, "--timesteps", "600"], zoo_env, tmp_path)
+    assert refused.returncode == 1 and "refused   sac/seed0: another process is training" in refused.stderr
+    assert "summary and figure" in refused.stderr and "Traceback" not in refused.stderr
+    assert {path: path.read_bytes() for path in (tmp_path / "baselines").glob("*.*")} == report
+
 
 # ----------------------------------------------------------------------------------------------------------------------
 # In-process checks (InlineBackend: the run trains in the test process, so it can be patched)
@@ -210,6 +243,120 @@ def test_interrupted_run_resumes_with_its_replay_buffer(tmp_path, monkeypatch):
     refused = run_one(dataclasses.replace(other, run_dir=spec.run_dir))
     assert refused.status == "refused" and "other settings" in refused.message and "model" in refused.message
     assert json.loads((run / "status.json").read_text())["num_timesteps"] == 400  # the finished run is untouched
+
+
+def interrupt_at_checkpoint(monkeypatch, spec, nth: int) -> None:
+    """Run ``spec`` and Ctrl-C it right after its ``nth`` checkpoint."""
+    import sb3_latent.experiments.callbacks as callbacks
+
+    real_save, saved = callbacks.save_checkpoint, []
+
+    def save_then_interrupt(*args, **kwargs):
+        real_save(*args, **kwargs)
+        saved.append(args)
+        if len(saved) == nth:
+            raise KeyboardInterrupt
+
+    with monkeypatch.context() as patch:
+        patch.setattr(callbacks, "save_checkpoint", save_then_interrupt)
+        with pytest.raises(KeyboardInterrupt):
+            run_one(spec)
+
+
+def truncate(path: Path) -> None:
+    path.write_bytes(path.read_bytes()[: path.stat().st_size // 2])
+
+
+def test_a_truncated_checkpoint_falls_back_to_the_other_or_to_step_0(zoo_env, tmp_path, monkeypatch):
+    """Interrupted after its second checkpoint, each seed gets one file of its newest checkpoint truncated (the last
+    seed: in both checkpoints); the same command then finishes every run and prints where each one resumed."""
+    experiment = EXPERIMENTS["baselines"]
+    files = ["HalfCheetah-v4.zip", "replay_buffer.npz", "state.json"]
+    seeds = len(files) + 1
+    specs = plan_runs(experiment, BUDGETS["smoke"], seeds, tmp_path, [experiment.condition("sac")])
+    for spec in specs:
+        interrupt_at_checkpoint(monkeypatch, spec, 2)  # checkpoints at 200 and 400 steps, not marked finished
+        assert checkpoint_state(spec.path)["num_timesteps"] == 400
+        assert json.loads((spec.path / "checkpoint.previous/state.json").read_text())["num_timesteps"] == 200
+    assert sorted(path.name for path in (specs[0].path / "checkpoint").iterdir()) == ["HalfCheetah-v4", *files]
+    for spec, name in zip(specs, files, strict=False):
+        truncate(spec.path / "checkpoint" / name)
+    for folder in ("checkpoint", "checkpoint.previous"):
+        truncate(specs[-1].path / folder / "replay_buffer.npz")
+    (specs[0].path / "error.txt").write_text("a failure of an earlier try")
+
+    result = cli(
+        ["baselines", "--budget", "smoke", "--seeds", str(seeds), "--conditions", "sac", "-f", str(tmp_path)],
+        zoo_env,
+        tmp_path,
+    )
+    check_ok(result)
+    assert f"runs: {seeds} trained, 0 already finished, 0 failed" in result.stdout
+    for spec, name in zip(specs, files, strict=False):
+        assert f"warning   {spec.key}: {spec.path}: deleted the checkpoint checkpoint/: " in result.stdout
+        warning = next(line for line in result.stdout.splitlines() if line.startswith(f"warning   {spec.key}:"))
+        assert name in warning and warning.endswith("resuming from step 200."), warning
+        assert "resume at 200 steps" in (spec.path / "train.log").read_text()
+    last = specs[-1]
+    warning = next(line for line in result.stdout.splitlines() if line.startswith(f"warning   {last.key}:"))
+    assert "checkpoint/: replay_buffer.npz" in warning and "checkpoint.previous/: replay_buffer.npz" in warning
+    assert warning.endswith("training again from step 0.")
+    assert "scratch at 0 steps" in (last.path / "train.log").read_text()
+    for spec in specs:
+        assert evaluated_steps(spec.path) == SMOKE_STEPS
+        assert json.loads((spec.path / "status.json").read_text())["num_timesteps"] == 400
+        assert checkpoint_state(spec.path)["num_timesteps"] == 400
+    assert not (specs[0].path / "error.txt").exists()  # the run succeeded: the earlier failure no longer applies
+
+
+def test_fingerprint_sees_a_changed_default_and_not_an_output_option(tmp_path, monkeypatch):
+    from stable_baselines3 import SAC
+
+    experiment, smoke = EXPERIMENTS["baselines"], BUDGETS["smoke"]
+    conditions = [experiment.condition("sac")]
+    (spec,) = plan_runs(experiment, smoke, 1, tmp_path, conditions)
+    # Output-only options, the budget's name and --timesteps (which extends a run) keep the run's folder.
+    output_only = dataclasses.replace(smoke, name="smoke-again", checkpoint_freq=100, description="other words")
+    (same,) = plan_runs(experiment, output_only, 1, tmp_path, conditions, n_timesteps=800)
+    assert same.path == spec.path and same.settings == spec.settings
+
+    # A changed default of the algorithm's own Python code, set neither by the YAML nor by the experiment.
+    names = [p.name for p in inspect.signature(SAC.__init__).parameters.values() if p.default is not p.empty]
+    defaults = list(SAC.__init__.__defaults__)
+    assert defaults[names.index("tau")] == 0.005
+    defaults[names.index("tau")] = 0.01
+    monkeypatch.setattr(SAC.__init__, "__defaults__", tuple(defaults))
+    (changed,) = plan_runs(experiment, smoke, 1, tmp_path, conditions)
+    assert changed.fingerprint != spec.fingerprint and changed.path != spec.path
+    assert changed.settings["model"]["tau"] == 0.01 and changed.settings["hyperparams"] == spec.settings["hyperparams"]
+    monkeypatch.undo()
+
+    # A change that shows in no value: the settings revision.
+    import sb3_latent.experiments.runs as runs
+
+    monkeypatch.setattr(runs, "SETTINGS_REVISION", runs.SETTINGS_REVISION + 1)
+    (revised,) = plan_runs(experiment, smoke, 1, tmp_path, conditions)
+    assert revised.settings == spec.settings and revised.path != spec.path
+
+
+def test_report_reads_runs_of_the_earlier_layout(tmp_path, capsys):
+    """runs/<condition>/seed<k> (no fingerprint) is still drawn, for the budget it was trained under."""
+    from sb3_latent.experiments.__main__ import main
+
+    legacy = tmp_path / "baselines/runs/sac/seed0"
+    legacy.mkdir(parents=True)
+    (legacy / "run.json").write_text(json.dumps({"condition": "sac", "seed": 0, "budget": "smoke", "settings": {}}))
+    rows = ["steps,eval_return_mean,eval_return_std,eval_length_mean,wall_time_s,time"]
+    rows += [f"{step},{step / 10},1.0,100.0,1.0,2025-01-01T00:00:00" for step in SMOKE_STEPS]
+    (legacy / "evaluations.csv").write_text("\n".join(rows) + "\n")
+    args = ["baselines", "--budget", "smoke", "--seeds", "1", "--plot-only", "-f", str(tmp_path), "--no-progress"]
+    assert main(args) == 0
+    summary = summary_rows(tmp_path / "baselines")
+    assert summary["sac"]["steps"] == "400" and float(summary["sac"]["final_return"]) == 40.0
+    assert summary["td3"]["status"] == "no evaluations yet"
+    assert main([*args[:2], "quick", *args[3:]]) == 0  # trained under another budget: not these settings' run
+    summary = summary_rows(tmp_path / "baselines")
+    assert summary["sac"]["status"] == "no evaluations yet"
 
 
 def test_overrides_are_resolved_into_the_saved_config(tmp_path):
