@@ -124,7 +124,7 @@ def test_naive_transfer_smoke_then_skip(zoo_env, tmp_path):
         tmp_path,
     )
     check_ok(quick)
-    assert "runs: 1 trained, 0 already finished, 0 failed" in quick.stdout
+    assert "runs: 3 trained, 0 already finished, 0 failed" in quick.stdout  # quick's 3 seeds: none of smoke's
     assert len(list((out / "runs/scratch").glob("*/seed0"))) == 2
     assert (run_folder(out, "finetuned") / "evaluations.csv").read_text() == before
     summary = (out / "summary.md").read_text()
@@ -307,6 +307,55 @@ def test_a_truncated_checkpoint_falls_back_to_the_other_or_to_step_0(zoo_env, tm
         assert json.loads((spec.path / "status.json").read_text())["num_timesteps"] == 400
         assert checkpoint_state(spec.path)["num_timesteps"] == 400
     assert not (specs[0].path / "error.txt").exists()  # the run succeeded: the earlier failure no longer applies
+
+
+def fake_checkpoint(folder: Path, steps: int, whole: bool = True) -> None:
+    """A checkpoint folder of ``steps`` steps, as save_checkpoint writes it (without its state.json: interrupted)."""
+    from sb3_latent.experiments.checkpoints import _sha256
+
+    folder.mkdir(parents=True)
+    (folder / "model.zip").write_bytes(bytes(range(256)) * steps)
+    if whole:
+        state = {"num_timesteps": steps, "files": {"model.zip": _sha256(folder / "model.zip")}}
+        (folder / "state.json").write_text(json.dumps(state))
+
+
+@pytest.mark.parametrize(
+    "folders, expected, warned",
+    [
+        # Interrupted after the new one was written, before the rotation: it becomes checkpoint/.
+        ({"checkpoint.tmp": 3, "checkpoint": 2, "checkpoint.previous": 1}, (3, 2), False),
+        ({"checkpoint.tmp": 3, "checkpoint.previous": 2}, (3, 2), False),
+        # Interrupted while the new one was written: it is dropped, silently.
+        ({"checkpoint.tmp": None, "checkpoint": 2, "checkpoint.previous": 1}, (2, 1), False),
+        ({"checkpoint.previous": 1}, (1, None), False),
+        ({"checkpoint": "corrupt", "checkpoint.previous": 1}, (1, None), True),
+        ({"checkpoint": "corrupt", "checkpoint.previous": "corrupt"}, (None, None), True),
+        ({}, (None, None), False),
+    ],
+)
+def test_settle_checkpoints_keeps_the_two_newest_whole_ones(folders, expected, warned, tmp_path, recwarn):
+    from sb3_latent.experiments.checkpoints import settle_checkpoints
+    from sb3_latent.experiments.runs import RunWarning
+
+    for name, steps in folders.items():
+        fake_checkpoint(tmp_path / name, 5 if steps in (None, "corrupt") else steps, whole=steps is not None)
+        if steps == "corrupt":
+            truncate(tmp_path / name / "model.zip")
+    state = settle_checkpoints(tmp_path)
+    found = tuple(
+        json.loads((tmp_path / name / "state.json").read_text())["num_timesteps"] if (tmp_path / name).is_dir() else None
+        for name in ("checkpoint", "checkpoint.previous")
+    )
+    assert found == expected and (state or {}).get("num_timesteps") == expected[0]
+    assert sorted(path.name for path in tmp_path.iterdir()) == [
+        name for name, steps in zip(("checkpoint", "checkpoint.previous"), expected, strict=True) if steps is not None
+    ]
+    messages = [str(warning.message) for warning in recwarn if issubclass(warning.category, RunWarning)]
+    assert len(messages) == int(warned)
+    if warned:
+        assert "model.zip is truncated or corrupt" in messages[0]
+        assert messages[0].endswith("resuming from step 1." if expected[0] else "training again from step 0.")
 
 
 def test_fingerprint_sees_a_changed_default_and_not_an_output_option(tmp_path, monkeypatch):

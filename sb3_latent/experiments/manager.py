@@ -64,7 +64,7 @@ class RunManager(ExperimentManager):
     """See the module docstring. ``mode`` is ``scratch``, ``resume`` (from ``trained_agent``, a checkpoint) or
     ``transfer`` (from ``spec.source``, through the condition's transfer hook)."""
 
-    def __init__(self, spec: RunSpec, mode: str, segment_seed: int, trained_agent: str) -> None:
+    def __init__(self, spec: RunSpec, mode: str, segment_seed: int, trained_agent: str, device: str = "auto") -> None:
         if mode not in MODES:
             raise ValueError(f"mode must be one of {MODES}, got {mode!r}")
         condition = spec.condition
@@ -98,6 +98,7 @@ class RunManager(ExperimentManager):
             trained_agent=trained_agent,
             seed=segment_seed,
             verbose=1,
+            device=device,
             config=zoo_config(condition.algo, condition.env_id),  # plan_runs checked that it has an entry
         )
         # A stable folder: rl-zoo3 would open <env>_<last id + 1> on each call.

@@ -152,7 +152,8 @@ def run_settings(spec: RunSpec, budget: Budget, source_fingerprint: str | None) 
     condition = spec.condition
     with tempfile.TemporaryDirectory() as scratch, contextlib.redirect_stdout(io.StringIO()):
         probe = dataclasses.replace(spec, run_dir=scratch, n_timesteps=budget.n_timesteps, source=None)
-        manager = RunManager(probe, "scratch", spec.seed, "")
+        # On the CPU: the fingerprint must not depend on the machine that plans the runs.
+        manager = RunManager(probe, "scratch", spec.seed, "", device="cpu")
         setup = manager.setup_experiment()
         assert setup is not None
         model, hyperparams = setup
