@@ -182,13 +182,24 @@ def fingerprint(settings: dict[str, Any]) -> str:
     return hashlib.sha256(text.encode()).hexdigest()[:FINGERPRINT_LENGTH]
 
 
+def _differences(old: dict[str, Any], new: dict[str, Any], prefix: str = "") -> list[str]:
+    """The keys whose values differ, down to the innermost dicts (``model.batch_size``)."""
+    found = []
+    for key in sorted(set(old) | set(new)):
+        a, b = old.get(key), new.get(key)
+        if isinstance(a, dict) and isinstance(b, dict):
+            found += _differences(a, b, f"{prefix}{key}.")
+        elif a != b:
+            found.append(f"{prefix}{key}")
+    return found
+
+
 def record_run(spec: RunSpec) -> None:
     """Write run.json, or refuse a folder that another fingerprint (a hand-made spec, other code) trained."""
     path = spec.path / RUN_FILE
     recorded = read_json(path)
     if recorded is not None and recorded.get("fingerprint") != spec.fingerprint:
-        old, new = recorded.get("settings") or {}, spec.settings
-        diff = sorted(key for key in set(old) | set(new) if _jsonable(old.get(key)) != _jsonable(new.get(key)))
+        diff = _differences(recorded.get("settings") or {}, _jsonable(spec.settings))
         raise RunRefused(
             f"{spec.path} holds a run with other settings (fingerprint {recorded.get('fingerprint')}, not "
             f"{spec.fingerprint}; differs in: {', '.join(diff) or 'the settings revision'}). Use another results "
