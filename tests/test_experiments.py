@@ -1,6 +1,8 @@
 """python -m sb3_latent.experiments: runs through the zoo, skips finished runs, resumes, transfers, reports."""
 
+import csv
 import dataclasses
+import inspect
 import json
 import pickle
 import subprocess
@@ -44,6 +46,16 @@ def evaluated_steps(run: Path) -> list[int]:
     return [int(row["steps"]) for row in read_evaluations(run / "evaluations.csv")]
 
 
+def run_folder(out: Path, condition: str, seed: int = 0) -> Path:
+    """The one folder of ``condition``'s run of ``seed`` (``runs/<condition>/<fingerprint>/seed<k>``)."""
+    (folder,) = (out / "runs" / condition).glob(f"*/seed{seed}")
+    return folder
+
+
+def summary_rows(out: Path) -> dict[str, dict[str, str]]:
+    return {row["condition"]: row for row in csv.DictReader((out / "summary.csv").read_text().splitlines())}
+
+
 def checkpoint_state(run: Path) -> dict:
     return json.loads((run / "checkpoint" / "state.json").read_text())
 
@@ -81,27 +93,44 @@ def test_naive_transfer_smoke_then_skip(zoo_env, tmp_path):
     envs = {"scratch": "HalfCheetahBackward-v4", "pretrain-forward": "HalfCheetah-v4", "finetuned": "HalfCheetahBackward-v4"}
     for condition, env_id in envs.items():
         for seed in (0, 1):
-            run = out / "runs" / condition / f"seed{seed}"
+            run = run_folder(out, condition, seed)
             assert evaluated_steps(run) == SMOKE_STEPS, run
             save_path = run / "sac" / f"{env_id}_1"  # rl-zoo3's layout, with a stable run id
             assert (save_path / f"{env_id}.zip").is_file()
             assert (save_path / env_id / "config.yml").is_file()
             assert json.loads((run / "status.json").read_text())["num_timesteps"] == 400
     # The source keeps its replay buffer for the transfer; the transfer run records where it started from.
-    assert (out / "runs/pretrain-forward/seed0/sac/HalfCheetah-v4_1/replay_buffer.npz").is_file()
-    settings = json.loads((out / "runs/finetuned/seed1/run.json").read_text())["settings"]
-    assert settings["source"] == ["pretrain-forward", "finetune"]
+    assert (run_folder(out, "pretrain-forward") / "sac/HalfCheetah-v4_1/replay_buffer.npz").is_file()
+    record = json.loads((run_folder(out, "finetuned", 1) / "run.json").read_text())
+    assert record["settings"]["source"][:2] == ["pretrain-forward", "finetune"]
+    assert record["settings"]["source_fingerprint"] == run_folder(out, "pretrain-forward", 1).parent.name
     assert (out / "naive-transfer.png").stat().st_size > 10_000
     summary = (out / "summary.csv").read_text().splitlines()
     assert len(summary) == 4 and all(",2,400," in line for line in summary[1:])
     assert len((out / "evaluations.csv").read_text().splitlines()) == 1 + 3 * 2 * len(SMOKE_STEPS)
     assert "| SAC pretrained forward, fine-tuned |" in (out / "summary.md").read_text()
 
-    before = (out / "runs/finetuned/seed0/evaluations.csv").read_text()
+    before = (run_folder(out, "finetuned") / "evaluations.csv").read_text()
     second = cli(args, zoo_env, tmp_path)
     check_ok(second)
     assert "runs: 0 trained, 6 already finished, 0 failed" in second.stdout
-    assert (out / "runs/finetuned/seed0/evaluations.csv").read_text() == before
+    assert (run_folder(out, "finetuned") / "evaluations.csv").read_text() == before
+
+    # Another budget is other settings: its runs get folders of their own, the smoke runs are neither reused nor
+    # overwritten, and the report shows the quick runs only.
+    quick = cli(
+        ["naive-transfer", "--budget", "quick", "--conditions", "scratch", "--timesteps", "10", "-f", str(tmp_path)],
+        zoo_env,
+        tmp_path,
+    )
+    check_ok(quick)
+    assert "runs: 3 trained, 0 already finished, 0 failed" in quick.stdout  # quick's 3 seeds: none of smoke's
+    assert len(list((out / "runs/scratch").glob("*/seed0"))) == 2
+    assert (run_folder(out, "finetuned") / "evaluations.csv").read_text() == before
+    summary = (out / "summary.md").read_text()
+    assert "Budget `quick`" in summary and summary.count("no evaluations yet") == 2
+    rows = summary_rows(out)
+    assert rows["scratch"]["steps"] == "0" and rows["finetuned"]["status"] == "no evaluations yet"
 
 
 def test_latent_ablation_smoke(zoo_env, tmp_path):
@@ -112,17 +141,20 @@ def test_latent_ablation_smoke(zoo_env, tmp_path):
     experiment = EXPERIMENTS["latent-ablation"]
     assert len(experiment.conditions) == 1 + 5 + 3  # SAC, the five rungs, three leave-one-out rows
     for condition in experiment.conditions:
-        assert evaluated_steps(out / "runs" / condition.name / "seed0") == SMOKE_STEPS, condition.name
-    zip_path = "runs/{}/seed0/latent_sac/HalfCheetahBackward-v4_1/HalfCheetahBackward-v4.zip"
+        assert evaluated_steps(run_folder(out, condition.name)) == SMOKE_STEPS, condition.name
+
+    def zip_path(condition: str) -> Path:
+        return run_folder(out, condition) / "latent_sac/HalfCheetahBackward-v4_1/HalfCheetahBackward-v4.zip"
+
     # The first rung is the SAC-equivalent configuration; the last is today's default.
-    sac_like = LatentSAC.load(out / zip_path.format("rung0-sac-equivalent"))
+    sac_like = LatentSAC.load(zip_path("rung0-sac-equivalent"))
     assert sac_like.generator_mode == "fixed" and sac_like.action_generator.decoder == "identity"
     assert sac_like.policy.latent_bound == 1.0 and not sac_like.policy.decoder_noise
     assert sac_like.target_entropy == -6.0
-    default = LatentSAC.load(out / zip_path.format("rung4-elbo"))
+    default = LatentSAC.load(zip_path("rung4-elbo"))
     assert default.generator_mode == "train" and default.action_generator.decoder == "residual"
     assert default.policy.latent_bound == 2.0 and default.policy.decoder_noise and default.target_entropy == -6.0
-    without_entropy = LatentSAC.load(out / zip_path.format("without-entropy"))
+    without_entropy = LatentSAC.load(zip_path("without-entropy"))
     assert without_entropy.target_entropy == pytest.approx(-6.0 * (1 - np.log(2.0)))
     assert (out / "latent-ablation.png").is_file() and "| LatentSAC as SAC |" in (out / "summary.md").read_text()
 
@@ -131,7 +163,7 @@ def test_baselines_smoke_extends_finished_runs(zoo_env, tmp_path):
     """Cheap baselines for 200 steps, then 400: the second call resumes each run from its last checkpoint."""
     args = ["baselines", "--budget", "smoke", "--seeds", "1", "--conditions", "sac", "ppo", "-f", str(tmp_path)]
     check_ok(cli([*args, "--timesteps", "200"], zoo_env, tmp_path))
-    sac, ppo = tmp_path / "baselines/runs/sac/seed0", tmp_path / "baselines/runs/ppo/seed0"
+    sac, ppo = run_folder(tmp_path / "baselines", "sac"), run_folder(tmp_path / "baselines", "ppo")
     assert checkpoint_state(sac)["num_timesteps"] == 200 and checkpoint_state(sac)["replay_buffer_size"] == 200
     ppo_steps = checkpoint_state(ppo)["num_timesteps"]  # PPO stops at a multiple of n_steps (64 in smoke)
     with open(ppo / "checkpoint/HalfCheetah-v4/vecnormalize.pkl", "rb") as file:
@@ -152,6 +184,17 @@ def test_baselines_smoke_extends_finished_runs(zoo_env, tmp_path):
     third = cli([*args, "--timesteps", "400"], zoo_env, tmp_path)
     check_ok(third)
     assert "runs: 0 trained, 2 already finished" in third.stdout
+
+    # While another command trains the SAC run (it holds the run's lock), this one is refused: no summary, no figure.
+    fcntl = pytest.importorskip("fcntl")
+    report = {path: path.read_bytes() for path in (tmp_path / "baselines").glob("*.*")}
+    with open(sac / ".lock", "a") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        sac_only = ["baselines", "--budget", "smoke", "--seeds", "1", "--conditions", "sac", "-f", str(tmp_path)]
+        refused = cli([*sac_only, "--timesteps", "600"], zoo_env, tmp_path)
+    assert refused.returncode == 1 and "refused   sac/seed0: another process is training" in refused.stderr
+    assert "summary and figure" in refused.stderr and "Traceback" not in refused.stderr
+    assert {path: path.read_bytes() for path in (tmp_path / "baselines").glob("*.*")} == report
 
 
 # ----------------------------------------------------------------------------------------------------------------------
@@ -191,11 +234,179 @@ def test_interrupted_run_resumes_with_its_replay_buffer(tmp_path, monkeypatch):
 
     assert SAC.load(spec.save_path / "HalfCheetah-v4.zip").num_timesteps == 400
 
-    # The same folder under other settings is refused instead of silently mixing two configurations.
-    other = dataclasses.replace(spec, n_timesteps=600, layers=({**spec.layers[0], "batch_size": 64},))
-    refused = run_one(other)
-    assert refused.status == "failed" and "other settings" in refused.message and "hyperparams.batch_size" in refused.message
+    # Other settings get another folder, instead of silently mixing two configurations; a spec made by hand that
+    # points at this folder with other settings is refused.
+    budget = dataclasses.replace(BUDGETS["smoke"], off_policy={**BUDGETS["smoke"].off_policy, "batch_size": 64})
+    (other,) = plan_runs(experiment, budget, 1, tmp_path, [experiment.condition("sac")], n_timesteps=600)
+    assert other.path != run and other.path.parent.parent == run.parent.parent
+    assert other.settings["model"]["batch_size"] == 64 and spec.settings["model"]["batch_size"] == 32
+    refused = run_one(dataclasses.replace(other, run_dir=spec.run_dir))
+    assert refused.status == "refused" and "other settings" in refused.message
+    assert "differs in: hyperparams.batch_size, model.batch_size" in refused.message
     assert json.loads((run / "status.json").read_text())["num_timesteps"] == 400  # the finished run is untouched
+
+
+def interrupt_at_checkpoint(monkeypatch, spec, nth: int) -> None:
+    """Run ``spec`` and Ctrl-C it right after its ``nth`` checkpoint."""
+    import sb3_latent.experiments.callbacks as callbacks
+
+    real_save, saved = callbacks.save_checkpoint, []
+
+    def save_then_interrupt(*args, **kwargs):
+        real_save(*args, **kwargs)
+        saved.append(args)
+        if len(saved) == nth:
+            raise KeyboardInterrupt
+
+    with monkeypatch.context() as patch:
+        patch.setattr(callbacks, "save_checkpoint", save_then_interrupt)
+        with pytest.raises(KeyboardInterrupt):
+            run_one(spec)
+
+
+def truncate(path: Path) -> None:
+    path.write_bytes(path.read_bytes()[: path.stat().st_size // 2])
+
+
+def test_a_truncated_checkpoint_falls_back_to_the_other_or_to_step_0(zoo_env, tmp_path, monkeypatch):
+    """Interrupted after its second checkpoint, each seed gets one file of its newest checkpoint truncated (the last
+    seed: in both checkpoints); the same command then finishes every run and prints where each one resumed."""
+    experiment = EXPERIMENTS["baselines"]
+    files = ["HalfCheetah-v4.zip", "replay_buffer.npz", "state.json"]
+    seeds = len(files) + 1
+    specs = plan_runs(experiment, BUDGETS["smoke"], seeds, tmp_path, [experiment.condition("sac")])
+    for spec in specs:
+        interrupt_at_checkpoint(monkeypatch, spec, 2)  # checkpoints at 200 and 400 steps, not marked finished
+        assert checkpoint_state(spec.path)["num_timesteps"] == 400
+        assert json.loads((spec.path / "checkpoint.previous/state.json").read_text())["num_timesteps"] == 200
+    assert sorted(path.name for path in (specs[0].path / "checkpoint").iterdir()) == ["HalfCheetah-v4", *files]
+    for spec, name in zip(specs, files, strict=False):
+        truncate(spec.path / "checkpoint" / name)
+    for folder in ("checkpoint", "checkpoint.previous"):
+        truncate(specs[-1].path / folder / "replay_buffer.npz")
+    (specs[0].path / "error.txt").write_text("a failure of an earlier try")
+
+    result = cli(
+        ["baselines", "--budget", "smoke", "--seeds", str(seeds), "--conditions", "sac", "-f", str(tmp_path)],
+        zoo_env,
+        tmp_path,
+    )
+    check_ok(result)
+    assert f"runs: {seeds} trained, 0 already finished, 0 failed" in result.stdout
+    for spec, name in zip(specs, files, strict=False):
+        assert f"warning   {spec.key}: {spec.path}: deleted the checkpoint checkpoint/: " in result.stdout
+        warning = next(line for line in result.stdout.splitlines() if line.startswith(f"warning   {spec.key}:"))
+        assert name in warning and warning.endswith("resuming from step 200."), warning
+        assert "resume at 200 steps" in (spec.path / "train.log").read_text()
+    last = specs[-1]
+    warning = next(line for line in result.stdout.splitlines() if line.startswith(f"warning   {last.key}:"))
+    assert "checkpoint/: replay_buffer.npz" in warning and "checkpoint.previous/: replay_buffer.npz" in warning
+    assert warning.endswith("training again from step 0.")
+    assert "scratch at 0 steps" in (last.path / "train.log").read_text()
+    for spec in specs:
+        assert evaluated_steps(spec.path) == SMOKE_STEPS
+        assert json.loads((spec.path / "status.json").read_text())["num_timesteps"] == 400
+        assert checkpoint_state(spec.path)["num_timesteps"] == 400
+    assert not (specs[0].path / "error.txt").exists()  # the run succeeded: the earlier failure no longer applies
+
+
+def fake_checkpoint(folder: Path, steps: int, whole: bool = True) -> None:
+    """A checkpoint folder of ``steps`` steps, as save_checkpoint writes it (without its state.json: interrupted)."""
+    from sb3_latent.experiments.checkpoints import _sha256
+
+    folder.mkdir(parents=True)
+    (folder / "model.zip").write_bytes(bytes(range(256)) * steps)
+    if whole:
+        state = {"num_timesteps": steps, "files": {"model.zip": _sha256(folder / "model.zip")}}
+        (folder / "state.json").write_text(json.dumps(state))
+
+
+@pytest.mark.parametrize(
+    "folders, expected, warned",
+    [
+        # Interrupted after the new one was written, before the rotation: it becomes checkpoint/.
+        ({"checkpoint.tmp": 3, "checkpoint": 2, "checkpoint.previous": 1}, (3, 2), False),
+        ({"checkpoint.tmp": 3, "checkpoint.previous": 2}, (3, 2), False),
+        # Interrupted while the new one was written: it is dropped, silently.
+        ({"checkpoint.tmp": None, "checkpoint": 2, "checkpoint.previous": 1}, (2, 1), False),
+        ({"checkpoint.previous": 1}, (1, None), False),
+        ({"checkpoint": "corrupt", "checkpoint.previous": 1}, (1, None), True),
+        ({"checkpoint": "corrupt", "checkpoint.previous": "corrupt"}, (None, None), True),
+        ({}, (None, None), False),
+    ],
+)
+def test_settle_checkpoints_keeps_the_two_newest_whole_ones(folders, expected, warned, tmp_path, recwarn):
+    from sb3_latent.experiments.checkpoints import settle_checkpoints
+    from sb3_latent.experiments.runs import RunWarning
+
+    for name, steps in folders.items():
+        fake_checkpoint(tmp_path / name, 5 if steps in (None, "corrupt") else steps, whole=steps is not None)
+        if steps == "corrupt":
+            truncate(tmp_path / name / "model.zip")
+    state = settle_checkpoints(tmp_path)
+    found = tuple(
+        json.loads((tmp_path / name / "state.json").read_text())["num_timesteps"] if (tmp_path / name).is_dir() else None
+        for name in ("checkpoint", "checkpoint.previous")
+    )
+    assert found == expected and (state or {}).get("num_timesteps") == expected[0]
+    assert sorted(path.name for path in tmp_path.iterdir()) == [
+        name for name, steps in zip(("checkpoint", "checkpoint.previous"), expected, strict=True) if steps is not None
+    ]
+    messages = [str(warning.message) for warning in recwarn if issubclass(warning.category, RunWarning)]
+    assert len(messages) == int(warned)
+    if warned:
+        assert "model.zip is truncated or corrupt" in messages[0]
+        assert messages[0].endswith("resuming from step 1." if expected[0] else "training again from step 0.")
+
+
+def test_fingerprint_sees_a_changed_default_and_not_an_output_option(tmp_path, monkeypatch):
+    from stable_baselines3 import SAC
+
+    experiment, smoke = EXPERIMENTS["baselines"], BUDGETS["smoke"]
+    conditions = [experiment.condition("sac")]
+    (spec,) = plan_runs(experiment, smoke, 1, tmp_path, conditions)
+    # Output-only options, the budget's name and --timesteps (which extends a run) keep the run's folder.
+    output_only = dataclasses.replace(smoke, name="smoke-again", checkpoint_freq=100, description="other words")
+    (same,) = plan_runs(experiment, output_only, 1, tmp_path, conditions, n_timesteps=800)
+    assert same.path == spec.path and same.settings == spec.settings
+
+    # A changed default of the algorithm's own Python code, set neither by the YAML nor by the experiment.
+    names = [p.name for p in inspect.signature(SAC.__init__).parameters.values() if p.default is not p.empty]
+    defaults = list(SAC.__init__.__defaults__)
+    assert defaults[names.index("tau")] == 0.005
+    defaults[names.index("tau")] = 0.01
+    monkeypatch.setattr(SAC.__init__, "__defaults__", tuple(defaults))
+    (changed,) = plan_runs(experiment, smoke, 1, tmp_path, conditions)
+    assert changed.fingerprint != spec.fingerprint and changed.path != spec.path
+    assert changed.settings["model"]["tau"] == 0.01 and changed.settings["hyperparams"] == spec.settings["hyperparams"]
+    monkeypatch.undo()
+
+    # A change that shows in no value: the settings revision.
+    import sb3_latent.experiments.runs as runs
+
+    monkeypatch.setattr(runs, "SETTINGS_REVISION", runs.SETTINGS_REVISION + 1)
+    (revised,) = plan_runs(experiment, smoke, 1, tmp_path, conditions)
+    assert revised.settings == spec.settings and revised.path != spec.path
+
+
+def test_report_reads_runs_of_the_earlier_layout(tmp_path, capsys):
+    """runs/<condition>/seed<k> (no fingerprint) is still drawn, for the budget it was trained under."""
+    from sb3_latent.experiments.__main__ import main
+
+    legacy = tmp_path / "baselines/runs/sac/seed0"
+    legacy.mkdir(parents=True)
+    (legacy / "run.json").write_text(json.dumps({"condition": "sac", "seed": 0, "budget": "smoke", "settings": {}}))
+    rows = ["steps,eval_return_mean,eval_return_std,eval_length_mean,wall_time_s,time"]
+    rows += [f"{step},{step / 10},1.0,100.0,1.0,2025-01-01T00:00:00" for step in SMOKE_STEPS]
+    (legacy / "evaluations.csv").write_text("\n".join(rows) + "\n")
+    args = ["baselines", "--budget", "smoke", "--seeds", "1", "--plot-only", "-f", str(tmp_path), "--no-progress"]
+    assert main(args) == 0
+    summary = summary_rows(tmp_path / "baselines")
+    assert summary["sac"]["steps"] == "400" and float(summary["sac"]["final_return"]) == 40.0
+    assert summary["td3"]["status"] == "no evaluations yet"
+    assert main([*args[:2], "quick", *args[3:]]) == 0  # trained under another budget: not these settings' run
+    summary = summary_rows(tmp_path / "baselines")
+    assert summary["sac"]["status"] == "no evaluations yet"
 
 
 def test_overrides_are_resolved_into_the_saved_config(tmp_path):
@@ -294,7 +505,7 @@ def test_a_run_being_trained_elsewhere_is_left_alone(tmp_path):
     with open(spec.path / ".lock", "a") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)  # as a second command on the same folder would hold it
         result = run_one(spec)
-    assert result.status == "failed" and "another process" in result.message
+    assert result.status == "refused" and "another process" in result.message
     assert not (spec.path / "evaluations.csv").exists()
 
 
@@ -388,6 +599,6 @@ def test_ray_backend_on_a_local_instance(zoo_env, tmp_path):
     result = cli([*args, "--backend", "ray", "--address", "local"], zoo_env, tmp_path)
     check_ok(result)
     for seed in (0, 1):
-        assert evaluated_steps(tmp_path / f"baselines/runs/sac/seed{seed}") == SMOKE_STEPS
+        assert evaluated_steps(run_folder(tmp_path / "baselines", "sac", seed)) == SMOKE_STEPS
     second = cli([*args, "--backend", "ray", "--address", "local"], zoo_env, tmp_path)
     assert "runs: 0 trained, 2 already finished" in second.stdout

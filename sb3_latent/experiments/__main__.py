@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+from pathlib import Path
 
 from sb3_latent.experiments.specs import BUDGETS, EXPERIMENTS
 
@@ -68,7 +69,7 @@ def main(argv: list[str] | None = None) -> int:
     from sb3_latent.experiments.backends import execute, make_backend
     from sb3_latent.experiments.plan import plan_runs
     from sb3_latent.experiments.report import write_report
-    from sb3_latent.experiments.runs import experiment_dir
+    from sb3_latent.experiments.runs import experiment_dir, report_folder
 
     seeds = args.seeds or budget.seeds
     n_timesteps = args.timesteps or budget.n_timesteps
@@ -77,7 +78,10 @@ def main(argv: list[str] | None = None) -> int:
     out = experiment_dir(args.folder, experiment)
     results = {}
     try:
-        specs = plan_runs(experiment, budget, seeds, args.folder, conditions, args.timesteps)
+        # Every condition is planned, for the report's map from conditions to the runs of these settings.
+        planned = plan_runs(experiment, budget, seeds, args.folder, list(experiment.conditions), args.timesteps)
+        selected = {condition.name for condition in conditions}
+        specs = [spec for spec in planned if spec.condition.name in selected]
         print(
             f"{experiment.name} ({experiment.figure}), budget {budget.name}: {len(conditions)} conditions x {seeds} seeds "
             f"= {len(specs)} runs of {n_timesteps:,} steps -> {out}"
@@ -93,14 +97,27 @@ def main(argv: list[str] | None = None) -> int:
         print("\ninterrupted: run the same command again to resume each run from its last checkpoint.", file=sys.stderr)
         return 130
 
-    paths = write_report(args.folder, experiment, list(experiment.conditions), seeds, n_timesteps, threshold, budget.name)
+    counts = {status: sum(r.status == status for r in results.values()) for status in ("done", "skipped", "failed", "refused")}
+    path_of = {spec.key: spec.path for spec in specs}
+    refused = {key: result for key, result in results.items() if result.status == "refused"}
+    for key, result in refused.items():
+        print(f"refused   {key}: {result.message}", file=sys.stderr)
+    if refused:
+        # Another command is training these runs, or their folders hold other settings: its report stays as it is.
+        print(f"runs: {counts['refused']} refused; the summary and figure in {out} are left as they are", file=sys.stderr)
+        return 1
+    folders: dict[str, dict[int, Path]] = {}
+    for spec in planned:
+        folders.setdefault(spec.condition.name, {})[spec.seed] = report_folder(spec)
+    paths = write_report(
+        args.folder, experiment, list(experiment.conditions), folders, seeds, n_timesteps, threshold, budget.name
+    )
     print(paths["summary_md"].read_text())
     for label, path in paths.items():
         print(f"{label:<12} {path}")
     failed = {key: result for key, result in results.items() if result.status == "failed"}
     for key, result in failed.items():
-        print(f"failed    {key}: {result.message} (see {out / 'runs' / key / 'error.txt'})", file=sys.stderr)
-    counts = {status: sum(r.status == status for r in results.values()) for status in ("done", "skipped", "failed")}
+        print(f"failed    {key}: {result.message} (see {path_of[key] / 'error.txt'})", file=sys.stderr)
     print(f"runs: {counts['done']} trained, {counts['skipped']} already finished, {counts['failed']} failed")
     return 1 if failed else 0
 

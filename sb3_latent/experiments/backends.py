@@ -180,10 +180,10 @@ def execute(
                     continue
                 if before is not None and before in results and results[before].status not in ("done", "skipped"):
                     waiting.remove(spec)
-                    results[spec.key] = RunResult(
-                        spec.key, "failed", message=f"its source run {before} {results[before].status}"
-                    )
-                    say(f"failed    {spec.key}: {results[spec.key].message}")
+                    status = "refused" if results[before].status == "refused" else "failed"
+                    message = f"its source run {before} {results[before].status}"
+                    results[spec.key] = RunResult(spec.key, status, message=message)
+                    say(f"{status:<9} {spec.key}: {results[spec.key].message}")
                     finished_steps += spec.n_timesteps
                     continue
                 if not backend.capacity(len(running)):
@@ -205,6 +205,8 @@ def execute(
                     else result.message
                 )
                 say(f"{result.status:<9} {spec.key}: {detail}")
+                for warning in result.warnings:  # the worker's output goes to its train.log: these, to the command
+                    say(f"warning   {spec.key}: {warning}")
             bar.n = min(total, finished_steps + sum(min(progress_of(s), s.n_timesteps) for s in running.values()))
             bar.set_postfix_str(f"{len(results)}/{len(specs)} runs, running: {', '.join(s.key for s in running.values())}")
             bar.refresh()

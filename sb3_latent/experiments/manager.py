@@ -25,7 +25,7 @@ from rl_zoo3.utils import ALGOS
 from stable_baselines3.common.base_class import BaseAlgorithm
 from stable_baselines3.common.vec_env import VecEnv
 
-from sb3_latent.experiments.runs import RunSpec, check_settings
+from sb3_latent.experiments.runs import RunSpec
 from sb3_latent.experiments.specs import MergeDict, TargetEntropyScale
 from sb3_latent.experiments.transfers import TRANSFERS
 from sb3_latent.zoo import zoo_config
@@ -64,7 +64,7 @@ class RunManager(ExperimentManager):
     """See the module docstring. ``mode`` is ``scratch``, ``resume`` (from ``trained_agent``, a checkpoint) or
     ``transfer`` (from ``spec.source``, through the condition's transfer hook)."""
 
-    def __init__(self, spec: RunSpec, mode: str, segment_seed: int, trained_agent: str) -> None:
+    def __init__(self, spec: RunSpec, mode: str, segment_seed: int, trained_agent: str, device: str = "auto") -> None:
         if mode not in MODES:
             raise ValueError(f"mode must be one of {MODES}, got {mode!r}")
         condition = spec.condition
@@ -98,6 +98,7 @@ class RunManager(ExperimentManager):
             trained_agent=trained_agent,
             seed=segment_seed,
             verbose=1,
+            device=device,
             config=zoo_config(condition.algo, condition.env_id),  # plan_runs checked that it has an entry
         )
         # A stable folder: rl-zoo3 would open <env>_<last id + 1> on each call.
@@ -123,7 +124,6 @@ class RunManager(ExperimentManager):
         saved = {key: (dict(value) if isinstance(value, dict) else value) for key, value in sorted(hyperparams.items())}
         print(f"Hyperparameters after the budget and condition overrides ({self.spec.budget}, {condition.name}):")
         pprint.pprint(saved)
-        check_settings(self.spec, saved)
         return hyperparams, saved
 
     def _load_pretrained_agent(self, hyperparams: dict[str, Any], env: VecEnv) -> BaseAlgorithm:

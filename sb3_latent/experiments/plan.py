@@ -1,20 +1,35 @@
 """From an experiment, a budget and a seed count to the list of runs, with their folders and dependencies.
 
-Folders are stable, named from experiment, condition and seed only (not from the budget), so calling
-the same command again finds the same runs: finished ones are skipped, interrupted ones resume, and
-a larger ``--timesteps`` extends finished ones (a run refuses to resume under other settings).
+A run's folder is named after the fingerprint of its settings (:func:`run_settings`), so calling the same
+command again finds the same runs: finished ones are skipped, interrupted ones resume, and a larger
+``--timesteps`` extends finished ones; a run under other settings (another budget, a changed default in the
+code) gets a folder of its own and never reuses one.
+
+The fingerprint sees the values the model is built with, not only those the YAML and the experiment set: each
+condition's model is built once here, as its run would build it from scratch (a second or two), and what its
+zip's data would hold is hashed (:func:`model_settings`).
 """
 
 from __future__ import annotations
 
+import contextlib
+import dataclasses
+import enum
+import io
+import tempfile
 from pathlib import Path
+from typing import Any
 
 import gymnasium as gym
+import numpy as np
+import torch as th
 import yaml
 from rl_zoo3.utils import ALGOS
+from stable_baselines3.common.base_class import BaseAlgorithm
 
 from sb3_latent.errors import UserInputError
-from sb3_latent.experiments.runs import RunSpec, run_dir
+from sb3_latent.experiments.manager import RunManager
+from sb3_latent.experiments.runs import RunSpec, fingerprint, run_dir
 from sb3_latent.experiments.specs import Budget, Condition, Experiment
 from sb3_latent.experiments.transfers import TRANSFERS
 from sb3_latent.zoo import register, zoo_config
@@ -46,6 +61,127 @@ def check_condition(condition: Condition) -> None:
         )
 
 
+# Attributes of a built model that are not settings: its state (set again by training and loading), or output-only
+# options (verbosity, tensorboard, logging window). The rest of what its zip's data holds is hashed.
+NOT_SETTINGS = frozenset(
+    {
+        "num_timesteps",
+        "_total_timesteps",
+        "_num_timesteps_at_start",
+        "seed",
+        "start_time",
+        "_last_obs",
+        "_last_episode_starts",
+        "_last_original_obs",
+        "_episode_num",
+        "_current_progress_remaining",
+        "ep_info_buffer",
+        "ep_success_buffer",
+        "_n_updates",
+        "_n_generator_updates",
+        "_generator_warmed_up",
+        "_stats_window_size",
+        "tensorboard_log",
+        "verbose",
+    }
+)
+# Progress values at which a schedule (learning rate, clip range) is sampled.
+SCHEDULE_POINTS = (1.0, 0.5, 0.0)
+
+
+def canonical(value: Any) -> Any:
+    """A JSON form of a model attribute that is the same in every process: classes by name, schedules by their
+    values, tensors and arrays as lists, other objects by class and attributes (never a repr with an address)."""
+    if value is None or isinstance(value, (bool, int, str)):
+        return value
+    if isinstance(value, float):
+        return value if np.isfinite(value) else repr(value)
+    if isinstance(value, (th.Tensor, np.ndarray, np.generic)):
+        return canonical(value.tolist())
+    if isinstance(value, (list, tuple)):
+        return [canonical(item) for item in value]
+    if isinstance(value, dict):
+        return {str(key): canonical(item) for key, item in sorted(value.items(), key=lambda item: str(item[0]))}
+    if isinstance(value, type):
+        return f"{value.__module__}.{value.__qualname__}"
+    if isinstance(value, enum.Enum):
+        return f"{type(value).__qualname__}.{value.name}"
+    if isinstance(value, gym.Space):
+        return repr(value)
+    if isinstance(value, th.device):
+        return None
+    name = f"{type(value).__module__}.{type(value).__qualname__}"
+    if callable(value):
+        try:
+            return {"callable": name, "at": [float(value(point)) for point in SCHEDULE_POINTS]}
+        except Exception:  # not a schedule: its name is all we can compare
+            return {"callable": name}
+    if hasattr(value, "__dict__"):
+        return {"class": name, **canonical({key: item for key, item in vars(value).items() if not key.startswith("__")})}
+    return {"class": name}
+
+
+def model_settings(model: BaseAlgorithm) -> dict[str, Any]:
+    """What ``model.save`` would write as its data, less :data:`NOT_SETTINGS`, plus the shape of every network and
+    the hyperparameters of every optimiser: hyperparameters, ``policy_kwargs``, generator architecture, spaces."""
+    state_dicts, torch_variables = model._get_torch_save_params()
+    excluded = set(model._excluded_save_params()) | {name.split(".")[0] for name in state_dicts} | NOT_SETTINGS
+    data = {key: value for key, value in vars(model).items() if key not in excluded}
+    # Initial values of the saved tensors (log_ent_coef): set by the constructor, not by the seed.
+    for name in torch_variables:
+        data[name] = getattr(model, name, None)
+    parameters = model.get_parameters()
+    data["networks"] = {
+        name: {
+            key: list(value.shape) if isinstance(value, th.Tensor) else value
+            for key, value in state.items()
+            if key != "state"  # an optimiser's running moments: empty before training
+        }
+        for name, state in parameters.items()
+    }
+    return canonical(data)
+
+
+def run_settings(spec: RunSpec, budget: Budget, source_fingerprint: str | None) -> dict[str, Any]:
+    """What the runs of ``spec``'s condition train under (its seed keys the folder below): the model built from
+    scratch in a scratch folder, the resolved YAML entry, env, protocol, transfer source and multi-task list.
+
+    Output-only options stay out: ``checkpoint_freq``, what is saved, progress bars, verbosity, tensorboard, and
+    ``--timesteps`` (which extends a run).
+    """
+    condition = spec.condition
+    with tempfile.TemporaryDirectory() as scratch, contextlib.redirect_stdout(io.StringIO()):
+        probe = dataclasses.replace(spec, run_dir=scratch, n_timesteps=budget.n_timesteps, source=None)
+        # On the CPU: the fingerprint must not depend on the machine that plans the runs.
+        manager = RunManager(probe, "scratch", spec.seed, "", device="cpu")
+        setup = manager.setup_experiment()
+        assert setup is not None
+        model, hyperparams = setup
+        try:
+            built = model_settings(model)
+        finally:
+            if model.env is not None:
+                model.env.close()
+    return {
+        "algo": condition.algo,
+        "env_id": condition.env_id,
+        "env_kwargs": canonical(spec.env_kwargs),
+        "protocol": {
+            "n_timesteps": budget.n_timesteps,
+            "eval_freq": budget.eval_freq,
+            "n_eval_episodes": budget.n_eval_episodes,
+        },
+        # The YAML entry after the overrides also holds what the model does not: normalize, env_wrapper, callback.
+        "hyperparams": canonical({key: value for key, value in hyperparams.items() if key != "n_timesteps"}),
+        "model": built,
+        "source": None
+        if condition.source is None
+        else [condition.source.condition, condition.source.transfer, canonical(dict(condition.source.kwargs))],
+        "source_fingerprint": source_fingerprint,
+        "multitask": canonical(condition.multitask),
+    }
+
+
 def plan_runs(
     experiment: Experiment,
     budget: Budget,
@@ -59,31 +195,46 @@ def plan_runs(
         check_condition(condition)
     steps = n_timesteps or budget.n_timesteps
     sources = {c.source.condition for c in conditions if c.source is not None}
+    planned: dict[str, RunSpec] = {}  # condition -> its run of seed 0, fingerprinted
+
+    def plan(condition: Condition) -> RunSpec:
+        """The condition's run of seed 0, with its settings, fingerprint and folder (its source planned first)."""
+        if condition.name in planned:
+            return planned[condition.name]
+        source_spec = None
+        if condition.source is not None:
+            source_spec = plan(experiment.condition(condition.source.condition))
+        spec = RunSpec(
+            experiment=experiment.name,
+            condition=condition,
+            seed=0,
+            run_dir="",
+            n_timesteps=steps,
+            eval_freq=budget.eval_freq,
+            n_eval_episodes=budget.n_eval_episodes,
+            checkpoint_freq=budget.checkpoint_freq,
+            layers=(budget.hyperparams(condition.algo), dict(condition.hyperparams)),
+            env_kwargs={**budget.env_kwargs, **condition.env_kwargs},
+            budget=budget.name,
+            save_replay_buffer=condition.name in sources,
+        )
+        settings = run_settings(spec, budget, None if source_spec is None else source_spec.fingerprint)
+        planned[condition.name] = dataclasses.replace(spec, fingerprint=fingerprint(settings), settings=settings)
+        return planned[condition.name]
+
+    def for_seed(spec: RunSpec, seed: int) -> RunSpec:
+        return dataclasses.replace(
+            spec, seed=seed, run_dir=str(run_dir(root, experiment, spec.condition.name, spec.fingerprint, seed))
+        )
+
     specs: list[RunSpec] = []
     for condition in conditions:
         for seed in range(seeds):
-            source = None
+            spec = for_seed(plan(condition), seed)
             if condition.source is not None:
-                source_condition = experiment.condition(condition.source.condition)
-                source_dir = run_dir(root, experiment, source_condition.name, seed)
-                source = RunFolder(str(source_dir / source_condition.algo / f"{source_condition.env_id}_1"))
-            specs.append(
-                RunSpec(
-                    experiment=experiment.name,
-                    condition=condition,
-                    seed=seed,
-                    run_dir=str(run_dir(root, experiment, condition.name, seed)),
-                    n_timesteps=steps,
-                    eval_freq=budget.eval_freq,
-                    n_eval_episodes=budget.n_eval_episodes,
-                    checkpoint_freq=budget.checkpoint_freq,
-                    layers=(budget.hyperparams(condition.algo), dict(condition.hyperparams)),
-                    env_kwargs={**budget.env_kwargs, **condition.env_kwargs},
-                    budget=budget.name,
-                    source=source,
-                    save_replay_buffer=condition.name in sources,
-                )
-            )
+                source = for_seed(plan(experiment.condition(condition.source.condition)), seed)
+                spec = dataclasses.replace(spec, source=RunFolder(str(source.save_path)))
+            specs.append(spec)
     order = {condition.name: index for index, condition in enumerate(conditions)}
     specs.sort(key=lambda spec: (spec.condition.name not in sources, spec.seed, order[spec.condition.name]))
     return specs

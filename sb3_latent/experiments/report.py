@@ -22,11 +22,13 @@ from typing import Any
 
 import numpy as np
 
-from sb3_latent.experiments.runs import EVALUATION_COLUMNS, EVALUATIONS_FILE, experiment_dir, read_evaluations, run_dir
+from sb3_latent.experiments.runs import EVALUATION_COLUMNS, EVALUATIONS_FILE, experiment_dir, read_evaluations
 from sb3_latent.experiments.specs import Condition, Experiment
 
 CONFIDENCE = 0.95
 N_RESAMPLES = 2000
+# condition -> seed -> the run folder to read (the planned runs, see runs.report_folder).
+Folders = dict[str, dict[int, Path]]
 
 
 @dataclass
@@ -39,15 +41,13 @@ class Curves:
     scores: np.ndarray
 
 
-def load_curves(
-    root: str | Path, experiment: Experiment, conditions: list[Condition], seeds: int, n_timesteps: int
-) -> dict[str, Curves]:
+def load_curves(conditions: list[Condition], folders: Folders, n_timesteps: int) -> dict[str, Curves]:
     """Curves of each condition that has data, cut at ``n_timesteps``, on the steps every seed evaluated."""
     curves: dict[str, Curves] = {}
     for condition in conditions:
         per_seed: dict[int, dict[int, float]] = {}
-        for seed in range(seeds):
-            rows = read_evaluations(run_dir(root, experiment, condition.name, seed) / EVALUATIONS_FILE)
+        for seed, folder in sorted(folders.get(condition.name, {}).items()):
+            rows = read_evaluations(folder / EVALUATIONS_FILE)
             points = {int(row["steps"]): row["eval_return_mean"] for row in rows if row["steps"] <= n_timesteps}
             if points:
                 per_seed[seed] = points
@@ -214,15 +214,17 @@ def write_report(
     root: str | Path,
     experiment: Experiment,
     conditions: list[Condition],
+    folders: Folders,
     seeds: int,
     n_timesteps: int,
     threshold: float,
     budget: str,
 ) -> dict[str, Path]:
-    """Write ``<experiment>.png``, ``summary.md``, ``summary.csv`` and ``evaluations.csv`` (all runs, long format)."""
+    """Write ``<experiment>.png``, ``summary.md``, ``summary.csv`` and ``evaluations.csv`` (all runs, long format)
+    from the runs in ``folders``."""
     out = experiment_dir(root, experiment)
     out.mkdir(parents=True, exist_ok=True)
-    curves = load_curves(root, experiment, conditions, seeds, n_timesteps)
+    curves = load_curves(conditions, folders, n_timesteps)
     rows: list[dict[str, Any]] = []
     for condition in conditions:
         if condition.name in curves:
@@ -256,8 +258,8 @@ def write_report(
         columns = [column for column in EVALUATION_COLUMNS if column != "time"]
         long_writer.writerow(["condition", "seed", *columns])
         for condition in conditions:
-            for seed in range(seeds):
-                for row in read_evaluations(run_dir(root, experiment, condition.name, seed) / EVALUATIONS_FILE):
+            for seed, folder in sorted(folders.get(condition.name, {}).items()):
+                for row in read_evaluations(folder / EVALUATIONS_FILE):
                     long_writer.writerow(
                         [condition.name, seed, int(row["steps"]), *(row.get(column, "") for column in columns[1:])]
                     )

@@ -7,9 +7,12 @@ transferred the zoo way) in :mod:`~sb3_latent.experiments.segments`.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import os
 import sys
 import traceback
+import warnings
+from collections.abc import Iterator
 from pathlib import Path
 
 from sb3_latent.experiments.multitask import train_multitask
@@ -17,8 +20,10 @@ from sb3_latent.experiments.runs import (
     ERROR_FILE,
     LOCK_FILE,
     LOG_FILE,
+    RunRefused,
     RunResult,
     RunSpec,
+    RunWarning,
     finished_result,
     is_finished,
     progress_of,
@@ -58,12 +63,33 @@ def _lock(stack: contextlib.ExitStack, path: Path) -> bool:
     return True
 
 
+@contextlib.contextmanager
+def run_warnings() -> Iterator[list[str]]:
+    """Collect the :class:`RunWarning` messages issued inside (each also printed, to the run's train.log); other
+    warnings are shown as usual."""
+    collected: list[str] = []
+    show = warnings.showwarning
+
+    def collect(message, category, filename, lineno, file=None, line=None):  # type: ignore[no-untyped-def]
+        if issubclass(category, RunWarning):
+            collected.append(str(message))
+            print(f"warning: {message}", file=sys.stderr, flush=True)
+        else:
+            show(message, category, filename, lineno, file, line)
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("always", RunWarning)
+        warnings.showwarning = collect
+        yield collected
+
+
 def run_one(spec: RunSpec) -> RunResult:
     """Worker entry point (process pool or Ray task): one torch thread, output to the run's train.log.
 
     Errors are returned, not raised, so that one failed run does not stop the others; the traceback
-    goes to ``<run>/error.txt``. Ctrl-C (KeyboardInterrupt) is raised: the run resumes from its last
-    checkpoint next time.
+    goes to ``<run>/error.txt``. A run that is not started (:class:`RunRefused`) is ``refused``. The
+    worker's :class:`RunWarning` messages travel back in the result, for the command to print them.
+    Ctrl-C (KeyboardInterrupt) is raised: the run resumes from its last checkpoint next time.
     """
     os.environ.setdefault("OMP_NUM_THREADS", "1")
     import torch as th
@@ -81,16 +107,21 @@ def run_one(spec: RunSpec) -> RunResult:
     spec.path.mkdir(parents=True, exist_ok=True)
     with contextlib.ExitStack() as stack:
         if not _lock(stack, spec.path / LOCK_FILE):
-            return RunResult(spec.key, "failed", message=f"another process is training {spec.path} (it holds {LOCK_FILE})")
+            return RunResult(spec.key, "refused", message=f"another process is training {spec.path} (it holds {LOCK_FILE})")
         log = stack.enter_context(open(spec.path / LOG_FILE, "a"))
         stack.enter_context(contextlib.redirect_stdout(log))
         stack.enter_context(contextlib.redirect_stderr(log))
+        collected = stack.enter_context(run_warnings())
         try:
-            return train(spec)
+            result = train(spec)
         except (KeyboardInterrupt, SystemExit):
             raise
+        except RunRefused as error:
+            print(f"refused: {error}", file=sys.stderr)
+            result = RunResult(spec.key, "refused", progress_of(spec), 0.0, str(error))
         except Exception as error:
             trace = traceback.format_exc()
             print(trace, file=sys.stderr)
             (spec.path / ERROR_FILE).write_text(trace)
-            return RunResult(spec.key, "failed", progress_of(spec), 0.0, f"{type(error).__name__}: {error}")
+            result = RunResult(spec.key, "failed", progress_of(spec), 0.0, f"{type(error).__name__}: {error}")
+        return dataclasses.replace(result, warnings=tuple(collected))

@@ -1,20 +1,27 @@
 """What a run (condition x seed) is, and what its folder holds: the experiments' shared types and run-folder I/O.
 
 A leaf: it imports no other module of the experiments (the driver, the workers and the report all read runs through
-it). Everything a run writes lives in its folder::
+it). A run's folder is ``<root>/<experiment>/runs/<condition>/<fingerprint>/seed<k>``: the fingerprint of the
+settings it trains under (:func:`sb3_latent.experiments.plan.run_settings`), so that runs under other settings never
+share a folder. Everything a run writes lives in its folder::
 
     <run>/evaluations.csv            one row per evaluation, appended as it happens
-    <run>/run.json                   what the run is (settings it must keep to be resumed)
+    <run>/run.json                   what the run is: its fingerprint and the settings hashed into it
     <run>/status.json                written when it finishes
     <run>/progress.json              num_timesteps while it trains (read by the progress bar)
     <run>/train.log                  rl-zoo3's and SB3's output
-    <run>/checkpoint/                last checkpoint (see checkpoints.py)
+    <run>/error.txt                  the traceback of its last failure (deleted once it succeeds)
+    <run>/checkpoint/                last checkpoint, and checkpoint.previous/ the one before (see checkpoints.py)
     <run>/<algo>/<env>_1/            rl-zoo3 layout: <env>.zip, best_model.zip, 0.monitor.csv, <env>/config.yml
+
+Folders of the earlier layout, ``runs/<condition>/seed<k>`` (no fingerprint), are still read by the report
+(:func:`report_folder`); they are not resumed.
 """
 
 from __future__ import annotations
 
 import csv
+import hashlib
 import json
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -34,6 +41,20 @@ ERROR_FILE = "error.txt"
 LOCK_FILE = ".lock"
 # Seconds between two writes of progress.json.
 PROGRESS_PERIOD = 2.0
+# Hashed into every run's fingerprint. Bump it by hand when a change of the code changes what a run means without
+# showing in the values the fingerprint sees (a constant inside a module, a transfer hook's behaviour, the training
+# loop): every run then gets a new folder instead of being resumed or skipped under the old meaning.
+SETTINGS_REVISION = 1
+# Hex digits of the fingerprint in folder names.
+FINGERPRINT_LENGTH = 12
+
+
+class RunWarning(UserWarning):
+    """Something a worker tells the command (a checkpoint fallback): it travels back in the run's result."""
+
+
+class RunRefused(RuntimeError):
+    """The run was not started: its folder holds other settings, or another process is training it."""
 
 
 @dataclass(frozen=True)
@@ -53,6 +74,8 @@ class RunSpec:
     :param budget: budget name (recorded only)
     :param source: the rl-zoo3 folder of the source run, for a transfer run
     :param save_replay_buffer: keep the replay buffer beside the final model (the run is a source)
+    :param fingerprint: hash of ``settings`` (the run's folder is named after it)
+    :param settings: what the run trains under, as hashed (recorded in run.json)
     """
 
     experiment: str
@@ -68,6 +91,8 @@ class RunSpec:
     budget: str = ""
     source: RunFolder | None = None
     save_replay_buffer: bool = False
+    fingerprint: str = ""
+    settings: dict[str, Any] = field(default_factory=dict)
 
     @property
     def key(self) -> str:
@@ -85,13 +110,15 @@ class RunSpec:
 
 @dataclass(frozen=True)
 class RunResult:
-    """What became of a run: ``done`` (trained now), ``skipped`` (already finished) or ``failed`` (see ``message``)."""
+    """What became of a run: ``done`` (trained now), ``skipped`` (already finished), ``refused`` (not started, see
+    :class:`RunRefused`) or ``failed`` (see ``message``); ``warnings``: the worker's :class:`RunWarning` messages."""
 
     key: str
     status: str
     num_timesteps: int = 0
     wall_time_s: float = 0.0
     message: str = ""
+    warnings: tuple[str, ...] = ()
 
 
 def read_json(path: Path) -> dict[str, Any] | None:
@@ -149,38 +176,39 @@ def write_progress(spec: RunSpec, num_timesteps: int) -> None:
     tmp.replace(spec.path / PROGRESS_FILE)
 
 
-def check_settings(spec: RunSpec, hyperparams: dict[str, Any]) -> None:
-    """Record what the run is; refuse to resume a folder trained with other settings."""
-    settings = _jsonable(
-        {
-            "algo": spec.condition.algo,
-            "env_id": spec.condition.env_id,
-            "env_kwargs": spec.env_kwargs,
-            "hyperparams": {key: value for key, value in hyperparams.items() if key != "n_timesteps"},
-            "eval_freq": spec.eval_freq,
-            "n_eval_episodes": spec.n_eval_episodes,
-            "source": None
-            if spec.condition.source is None
-            else [spec.condition.source.condition, spec.condition.source.transfer],
-            # Only when set, so that the settings of every other run read as before.
-            **({"multitask": spec.condition.multitask} if spec.condition.multitask else {}),
-        }
-    )
+def fingerprint(settings: dict[str, Any]) -> str:
+    """The hash of ``settings`` (with :data:`SETTINGS_REVISION`), in :data:`FINGERPRINT_LENGTH` hex digits."""
+    text = json.dumps({"revision": SETTINGS_REVISION, **_jsonable(settings)}, sort_keys=True, separators=(",", ":"))
+    return hashlib.sha256(text.encode()).hexdigest()[:FINGERPRINT_LENGTH]
+
+
+def _differences(old: dict[str, Any], new: dict[str, Any], prefix: str = "") -> list[str]:
+    """The keys whose values differ, down to the innermost dicts (``model.batch_size``)."""
+    found = []
+    for key in sorted(set(old) | set(new)):
+        a, b = old.get(key), new.get(key)
+        if isinstance(a, dict) and isinstance(b, dict):
+            found += _differences(a, b, f"{prefix}{key}.")
+        elif a != b:
+            found.append(f"{prefix}{key}")
+    return found
+
+
+def record_run(spec: RunSpec) -> None:
+    """Write run.json, or refuse a folder that another fingerprint (a hand-made spec, other code) trained."""
     path = spec.path / RUN_FILE
     recorded = read_json(path)
-    if recorded is not None and recorded.get("settings") != settings:
-        old = recorded.get("settings", {})
-        diff = sorted(key for key in set(old) | set(settings) if old.get(key) != settings.get(key))
-        if "hyperparams" in diff:
-            old_h, new_h = old.get("hyperparams", {}), settings["hyperparams"]
-            diff += [f"hyperparams.{k}" for k in sorted(set(old_h) | set(new_h)) if old_h.get(k) != new_h.get(k)]
-        raise RuntimeError(
-            f"{spec.path} holds a run with other settings (differs in: {', '.join(diff)}; budget {recorded.get('budget')!r}). "
-            "Use another results folder (-f) or delete this run folder to train it again."
+    if recorded is not None and recorded.get("fingerprint") != spec.fingerprint:
+        diff = _differences(recorded.get("settings") or {}, _jsonable(spec.settings))
+        raise RunRefused(
+            f"{spec.path} holds a run with other settings (fingerprint {recorded.get('fingerprint')}, not "
+            f"{spec.fingerprint}; differs in: {', '.join(diff) or 'the settings revision'}). Use another results "
+            "folder (-f), or delete this run folder to train it again."
         )
     if recorded is None:
         record = {"experiment": spec.experiment, "condition": spec.condition.name, "seed": spec.seed, "budget": spec.budget}
-        path.write_text(json.dumps({**record, "settings": settings}, indent=1))
+        record |= {"fingerprint": spec.fingerprint, "revision": SETTINGS_REVISION, "settings": _jsonable(spec.settings)}
+        path.write_text(json.dumps(record, indent=1))
 
 
 def finished_result(spec: RunSpec) -> RunResult:
@@ -193,5 +221,15 @@ def experiment_dir(root: str | Path, experiment: Experiment) -> Path:
     return Path(root) / experiment.name
 
 
-def run_dir(root: str | Path, experiment: Experiment, condition: str, seed: int) -> Path:
-    return experiment_dir(root, experiment) / "runs" / condition / f"seed{seed}"
+def run_dir(root: str | Path, experiment: Experiment, condition: str, fingerprint: str, seed: int) -> Path:
+    return experiment_dir(root, experiment) / "runs" / condition / fingerprint / f"seed{seed}"
+
+
+def report_folder(spec: RunSpec) -> Path:
+    """The folder the report reads for ``spec``: its own, or if that has no evaluations yet, the folder of the
+    earlier layout (``runs/<condition>/seed<k>``, no fingerprint) if one was trained under the same budget."""
+    legacy = spec.path.parent.parent / f"seed{spec.seed}"
+    recorded = read_json(legacy / RUN_FILE)
+    if (spec.path / EVALUATIONS_FILE).is_file() or not recorded or "fingerprint" in recorded:
+        return spec.path
+    return legacy if recorded.get("budget") == spec.budget else spec.path

@@ -23,16 +23,16 @@ from stable_baselines3.common.callbacks import BaseCallback
 from stable_baselines3.common.vec_env import VecEnv
 
 from sb3_latent.experiments.callbacks import Checkpoints, Clock, EvaluationCSV, Progress
-from sb3_latent.experiments.checkpoints import CHECKPOINT_DIR, read_state, save_checkpoint
+from sb3_latent.experiments.checkpoints import CHECKPOINT_DIR, PREVIOUS_DIR, last_state, save_checkpoint, settle_checkpoints
 from sb3_latent.experiments.manager import RunManager
 from sb3_latent.experiments.runs import (
     ERROR_FILE,
     EVALUATIONS_FILE,
     PROGRESS_FILE,
-    RUN_FILE,
     STATUS_FILE,
     RunResult,
     RunSpec,
+    record_run,
     truncate_evaluations,
     write_progress,
 )
@@ -51,21 +51,23 @@ class StartPoint:
 
 
 def start_point(spec: RunSpec) -> StartPoint:
-    """Read the run folder: resume from its checkpoint (the folder is left as it is until the settings are checked),
-    or clean it for a fresh start (nothing in it can be resumed)."""
+    """Read the run folder: resume from its newest whole checkpoint (the folder is left as it is), or clean it for a
+    fresh start (nothing in it can be resumed). A run whose checkpoints are all corrupt starts again from step 0."""
     checkpoint_model = str(spec.path / CHECKPOINT_DIR / f"{spec.condition.env_id}.zip")
-    state = read_state(spec.path)
+    had_checkpoint = any((spec.path / name).is_dir() for name in (CHECKPOINT_DIR, PREVIOUS_DIR))
+    state = settle_checkpoints(spec.path)  # warns of, and deletes, a corrupt checkpoint
     if state is not None:
         steps = int(state["num_timesteps"])
         # A resumed segment must not replay the random streams of the first one: reseed from the step count.
         return StartPoint("resume", steps, float(state.get("wall_time_s", 0.0)), spec.seed + steps, checkpoint_model)
-    if (spec.path / STATUS_FILE).is_file():
+    if (spec.path / STATUS_FILE).is_file() and not had_checkpoint:
         raise RuntimeError(
             f"{spec.path} finished an earlier, shorter budget but its checkpoint/ folder is gone, so it cannot be "
             f"extended to {spec.n_timesteps} steps. Delete the run folder to train it again from scratch."
         )
-    # A fresh start (or one interrupted before its first checkpoint): begin from a clean folder.
-    for name in (EVALUATIONS_FILE, PROGRESS_FILE, RUN_FILE, ERROR_FILE):
+    # A fresh start (or one interrupted before its first checkpoint, or whose checkpoints were all corrupt): begin
+    # from a clean folder; run.json stays (record_run checked it).
+    for name in (EVALUATIONS_FILE, PROGRESS_FILE, STATUS_FILE, ERROR_FILE):
         (spec.path / name).unlink(missing_ok=True)
     shutil.rmtree(spec.path / spec.condition.algo, ignore_errors=True)
     if spec.source is None:
@@ -106,6 +108,7 @@ class Segment:
 
 def open_segment(spec: RunSpec) -> Segment:
     """Build the run's model (from scratch, from its checkpoint, or from its source run) and its callbacks."""
+    record_run(spec)  # before anything in the folder changes: refuses a folder of other settings
     start = start_point(spec)
     print(
         f"[{spec.key}] {start.mode} at {start.steps} steps, target {spec.n_timesteps}, seed {start.segment_seed}", flush=True
@@ -120,7 +123,7 @@ def open_segment(spec: RunSpec) -> Segment:
             raise RuntimeError(
                 f"checkpoint state says {start.steps} steps but the checkpoint model has {model.num_timesteps}."
             )
-        # The settings matched (RunManager.read_hyperparameters): evaluations after the checkpoint will be redone.
+        # The settings matched (record_run): evaluations after the checkpoint will be redone.
         truncate_evaluations(spec.path / EVALUATIONS_FILE, start.steps)
         (spec.path / STATUS_FILE).unlink(missing_ok=True)
     eval_env = manager.create_envs(manager.n_eval_envs, eval_env=True)
@@ -140,7 +143,7 @@ def close_segment(segment: Segment) -> RunResult:
     """Save the final checkpoint, the zoo model (and replay buffer of a source run), and mark the run done."""
     spec, model = segment.spec, segment.model
     final_steps = int(model.num_timesteps)
-    last = read_state(spec.path)
+    last = last_state(spec.path)
     if last is None or int(last["num_timesteps"]) != final_steps:
         state = {**segment.state, "num_timesteps": final_steps, "wall_time_s": round(segment.clock(), 2)}
         save_checkpoint(model, spec.path, spec.condition.env_id, state)
@@ -159,6 +162,7 @@ def close_segment(segment: Segment) -> RunResult:
     }
     write_progress(spec, final_steps)
     (spec.path / STATUS_FILE).write_text(json.dumps(status, indent=1))
+    (spec.path / ERROR_FILE).unlink(missing_ok=True)  # an earlier failure's traceback no longer applies
     return RunResult(spec.key, "done", final_steps, wall_time_s)
 
 

@@ -72,7 +72,7 @@ class Source:
 class Condition:
     """One line of a figure: an algorithm on a task with hyperparameter overrides, trained over several seeds.
 
-    :param name: short name, used as folder name (``runs/<name>/seed<k>``) and in ``--conditions``
+    :param name: short name, used as folder name (``runs/<name>/<fingerprint>/seed<k>``) and in ``--conditions``
     :param algo: rl-zoo3 algorithm name (``sac``, ``td3``, ``latent_sac``, ...)
     :param env_id: gymnasium id
     :param hyperparams: overrides of the YAML entry (values as in the YAML, or :class:`MergeDict`,
