@@ -373,7 +373,8 @@ def observation_space_from_data(data: dict[str, Any]) -> spaces.Space:
     if data["type"] == "Dict":
         return spaces.Dict({key: observation_space_from_data(sub) for key, sub in data["spaces"].items()})
     dtype = np.dtype(data["dtype"])
-    low, high = data["low"].numpy().astype(dtype), data["high"].numpy().astype(dtype)
+    # .cpu(): a file loaded with map_location="cuda" puts these bounds on the GPU too.
+    low, high = data["low"].cpu().numpy().astype(dtype), data["high"].cpu().numpy().astype(dtype)
     return spaces.Box(low=low, high=high, shape=tuple(data["shape"]), dtype=dtype)  # type: ignore[arg-type]
 
 
