@@ -40,9 +40,13 @@ def quiet(model: LatentSAC) -> LatentSAC:
     return model
 
 
-class DictObsEnv(gym.Env):
-    observation_space = spaces.Dict({"x": spaces.Box(-1, 1, (2,))})
+class ObsEnv(gym.Env):
+    """Random observations of ``observation_space``, actions in [-1, 1], no reward."""
+
     action_space = spaces.Box(-1, 1, (1,))
+
+    def __init__(self, observation_space: spaces.Space):
+        self.observation_space = observation_space
 
     def reset(self, *, seed=None, options=None):
         return self.observation_space.sample(), {}
@@ -278,7 +282,9 @@ def test_frozen_generator_and_actor_gradient() -> None:
     "make_model, match",
     [
         (lambda: LatentSAC("CartPole-v1"), "continuous .Box. action space"),
-        (lambda: LatentSAC("MlpPolicy", DictObsEnv()), "Box observation space"),
+        (lambda: LatentSAC("MlpPolicy", ObsEnv(spaces.Dict({"x": spaces.Box(-1, 1, (2,))}))), "MultiInputPolicy"),
+        (lambda: LatentSAC("MlpPolicy", ObsEnv(spaces.Discrete(4))), "Box observation space or a Dict of Box spaces"),
+        (lambda: LatentSAC("MultiInputPolicy", ObsEnv(spaces.Dict({"x": spaces.Discrete(3)}))), "Dict of Box spaces"),
         (lambda: LatentSAC("Pendulum-v1", policy_kwargs=dict(latent_dim=0)), "latent_dim must be a positive integer"),
         (lambda: LatentSAC("Pendulum-v1", policy_kwargs=dict(latent_dim=-2, decoder="mlp")), "latent_dim must be"),
         (lambda: LatentSAC("Pendulum-v1", policy_kwargs=dict(latent_dim=3)), "latent_dim == action_dim"),
@@ -286,7 +292,6 @@ def test_frozen_generator_and_actor_gradient() -> None:
         (lambda: LatentSAC("Pendulum-v1", kl_weight=-1.0), "kl_weight"),
         (lambda: LatentSAC("Pendulum-v1", generator_train_freq=0), "generator_train_freq"),
         (lambda: LatentSAC("Pendulum-v1", generator_warmup_steps=-1), "generator_warmup_steps"),
-        (lambda: LatentSAC("Pendulum-v1", use_sde=True), "gSDE"),
         (lambda: LatentSAC("Pendulum-v1", generator_mode="bogus"), "generator_mode must be one of"),
         (lambda: LatentSAC("Pendulum-v1", kl_weight="abc"), "kl_weight must be >= 0, got 'abc'"),
     ],

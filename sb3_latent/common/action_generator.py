@@ -7,8 +7,10 @@ Vocabulary (poster, Figure 2):
 - prior p(z) = N(0, I), or a learned state-conditioned prior p(z|s).
 
 The generator always works on the *scaled* action (SB3's ``policy.scale_action``: the env's
-``[low, high]`` mapped to ``[-1, 1]``) and on flat float observations, so it is independent of the
-env's bounds and can be moved between tasks that share observation and action shapes.
+``[low, high]`` mapped to ``[-1, 1]``), so it is independent of the env's action bounds and can be moved
+between tasks that share observation and action shapes. It reads the state through a features extractor
+of its own (SB3's ``FlattenExtractor``, ``NatureCNN`` or ``CombinedExtractor``), never the latent
+policy's, so its skills transfer without the source task's actor.
 
 Decoder choice (see ``docs/modules/latent_sac.md``, "Comments"). The default decoder is
 ``decoder="residual"``: with ``latent_dim == action_dim`` its mean is
@@ -36,7 +38,15 @@ from typing import Any
 import numpy as np
 import torch as th
 from gymnasium import spaces
-from stable_baselines3.common.torch_layers import create_mlp
+from stable_baselines3.common.preprocessing import is_image_space, preprocess_obs
+from stable_baselines3.common.torch_layers import (
+    BaseFeaturesExtractor,
+    CombinedExtractor,
+    FlattenExtractor,
+    NatureCNN,
+    create_mlp,
+)
+from stable_baselines3.common.type_aliases import PyTorchObs
 from stable_baselines3.common.utils import get_device
 from torch import nn
 
@@ -53,7 +63,13 @@ PRIORS = ("standard", "learned")
 DECODERS = ("residual", "mlp", "identity")
 # Decoders that map each latent axis onto one action axis.
 AXIS_DECODERS = ("residual", "identity")
-_FORMAT_VERSION = 1
+# The features extractors a generator may read the state through: saved by name, so that a generator file loads
+# with torch.load(weights_only=True) (no class is unpickled). SB3's MlpPolicy, CnnPolicy and MultiInputPolicy ones.
+FEATURES_EXTRACTORS: dict[str, type[BaseFeaturesExtractor]] = {
+    extractor.__name__: extractor for extractor in (FlattenExtractor, NatureCNN, CombinedExtractor)
+}
+# 1: a Box observation shape, flattened; 2: the observation space as data, and the features extractor by name.
+_FORMAT_VERSION = 2
 
 
 def _activation_name(activation_fn: type[nn.Module]) -> str:
@@ -70,7 +86,8 @@ class ActionGenerator(nn.Module):
     """
     Conditional VAE action generator: encoder q(z|s,a), decoder g(a|s,z) and prior p(z) or p(z|s).
 
-    :param observation_shape: Shape of one observation (flattened before it enters the networks)
+    :param observation_space: The observation space the generator reads (a ``Box``, or a ``Dict`` of ``Box``
+        spaces), or the shape of a flat float observation (an unbounded ``Box``)
     :param action_dim: Number of action dimensions (the generator models actions scaled to [-1, 1])
     :param latent_dim: Number of latent dimensions (default: ``action_dim``)
     :param net_arch: Hidden layers of the encoder, the decoder and the learned prior (default ``[64, 64]``)
@@ -81,13 +98,18 @@ class ActionGenerator(nn.Module):
         ``"mlp"`` (plain CVAE decoder, tanh-bounded mean)
     :param latent_gain: Slope of the fixed identity part of the residual decoder (``latent_gain * z``)
     :param residual_bound: Bound on the learned part of the residual decoder's pre-tanh mean
+    :param features_extractor_class: How the encoder, decoder and prior read the state: one of
+        ``FEATURES_EXTRACTORS`` (``FlattenExtractor``, ``NatureCNN``, ``CombinedExtractor``), as a class or its name.
+        The generator's own module, trained by its loss
+    :param features_extractor_kwargs: Keyword arguments of that extractor (plain data: numbers, strings, lists)
+    :param normalize_images: Whether image observations are divided by 255 before the extractor (as SB3's)
     """
 
     _zeros: th.Tensor
 
     def __init__(
         self,
-        observation_shape: tuple[int, ...] | list[int],
+        observation_space: spaces.Space | tuple[int, ...] | list[int],
         action_dim: int,
         latent_dim: int | None = None,
         net_arch: list[int] | None = None,
@@ -96,6 +118,9 @@ class ActionGenerator(nn.Module):
         decoder: str = "residual",
         latent_gain: float = 1.5,
         residual_bound: float = 0.5,
+        features_extractor_class: type[BaseFeaturesExtractor] | str = FlattenExtractor,
+        features_extractor_kwargs: dict[str, Any] | None = None,
+        normalize_images: bool = True,
     ):
         super().__init__()
         latent_dim = resolve_latent_dim(latent_dim, action_dim)
@@ -113,8 +138,13 @@ class ActionGenerator(nn.Module):
         if latent_gain <= 0 or residual_bound < 0:
             raise UserInputError(f"latent_gain must be > 0 and residual_bound >= 0, got {latent_gain} and {residual_bound}.")
 
-        self.observation_shape = tuple(int(d) for d in observation_shape)
-        self.obs_dim = int(np.prod(self.observation_shape))
+        if not isinstance(observation_space, spaces.Space):  # a shape: flat float observations
+            observation_space = spaces.Box(-np.inf, np.inf, tuple(int(d) for d in observation_space), np.float32)
+        self.observation_space = observation_space_from_data(observation_space_data(observation_space))
+        self.normalize_images = bool(normalize_images)
+        self.features_extractor_kwargs = dict(features_extractor_kwargs or {})
+        self.features_extractor = self._make_features_extractor(features_extractor_class)
+        self.obs_dim = self.features_extractor.features_dim  # what the encoder, decoder and prior read
         self.action_dim = int(action_dim)
         self.latent_dim = int(latent_dim)
         self.net_arch = list(net_arch) if net_arch is not None else [64, 64]
@@ -148,6 +178,27 @@ class ActionGenerator(nn.Module):
         if prior == "learned":
             self.prior_net = nn.Sequential(*create_mlp(self.obs_dim, 2 * self.latent_dim, self.net_arch, activation_fn))
         self.register_buffer("_zeros", th.zeros(1, self.latent_dim), persistent=False)
+
+    def _make_features_extractor(self, extractor_class: type[BaseFeaturesExtractor] | str) -> BaseFeaturesExtractor:
+        name = features_extractor_name(extractor_class)
+        if not _is_plain_data(self.features_extractor_kwargs):
+            raise UserInputError(
+                f"ActionGenerator: features_extractor_kwargs={self.features_extractor_kwargs!r} must be plain data "
+                "(numbers, strings, booleans, lists, dicts), so that the generator file loads with weights_only."
+            )
+        try:
+            return FEATURES_EXTRACTORS[name](self.observation_space, **self.features_extractor_kwargs)
+        except (AssertionError, TypeError) as error:
+            raise UserInputError(
+                f"ActionGenerator: {name}({self.features_extractor_kwargs}) cannot read observations of "
+                f"{describe_observation_space(self.observation_space)} ({' '.join(map(str, error.args))}). "
+                "Use NatureCNN for images, CombinedExtractor for Dict observations, FlattenExtractor for vectors."
+            ) from None
+
+    def extract_features(self, obs: PyTorchObs) -> th.Tensor:
+        """The state as the encoder, decoder and prior read it: preprocessed as SB3 does (images / 255 with
+        ``normalize_images``), then through the generator's own features extractor."""
+        return self.features_extractor(preprocess_obs(obs, self.observation_space, self.normalize_images))
 
     # ------------------------------------------------------------------ the three distributions
     def encode(self, obs: th.Tensor, actions: th.Tensor) -> tuple[th.Tensor, th.Tensor]:
@@ -239,7 +290,7 @@ class ActionGenerator(nn.Module):
     def architecture(self) -> dict[str, Any]:
         """Constructor arguments, in plain Python types (they go into the saved file)."""
         return dict(
-            observation_shape=list(self.observation_shape),
+            observation_space=observation_space_data(self.observation_space),
             action_dim=self.action_dim,
             latent_dim=self.latent_dim,
             net_arch=list(self.net_arch),
@@ -248,19 +299,23 @@ class ActionGenerator(nn.Module):
             decoder=self.decoder,
             latent_gain=self.latent_gain,
             residual_bound=self.residual_bound,
+            features_extractor_class=type(self.features_extractor).__name__,
+            features_extractor_kwargs=dict(self.features_extractor_kwargs),
+            normalize_images=self.normalize_images,
         )
 
     def check_spaces(self, observation_space: spaces.Space, action_space: spaces.Space) -> None:
-        """Raise a ValueError naming both shapes when this generator does not fit those spaces."""
-        obs_shape = tuple(observation_space.shape or ())
+        """Raise a ValueError naming both when this generator does not fit those spaces: the same action size, and
+        observations of the same shapes (the same Dict keys, and images where the generator read images)."""
         action_shape = tuple(action_space.shape or ())
         action_dim = int(np.prod(action_shape)) if action_shape else -1
-        if int(np.prod(obs_shape)) != self.obs_dim or action_dim != self.action_dim:
+        generator_obs = describe_observation_space(self.observation_space)
+        model_obs = describe_observation_space(observation_space)
+        if model_obs != generator_obs or action_dim != self.action_dim:
             raise UserInputError(
-                "Action generator shape mismatch: the generator was built for observations of shape "
-                f"{self.observation_shape} and actions of shape ({self.action_dim},), but the model has observations of "
-                f"shape {obs_shape} and actions of shape {action_shape}. Load a generator trained on a task with the "
-                "same observation and action shapes."
+                f"Action generator shape mismatch: the generator was built for observations of {generator_obs} and "
+                f"actions of shape ({self.action_dim},), but the model has observations of {model_obs} and actions of "
+                f"shape {action_shape}. Load a generator trained on a task with the same observation and action shapes."
             )
 
     def save(self, path: str | pathlib.Path | io.BufferedIOBase) -> None:
@@ -275,11 +330,79 @@ class ActionGenerator(nn.Module):
         saved = th.load(path, map_location=device, weights_only=True)  # type: ignore[arg-type]
         if not isinstance(saved, dict) or "architecture" not in saved or "state_dict" not in saved:
             raise UserInputError(f"{path!r} is not an action generator file written by ActionGenerator.save().")
+        if saved.get("format", 1) > _FORMAT_VERSION:
+            raise UserInputError(
+                f"{path!r} is an action generator file of format {saved['format']}, newer than this sb3-latent reads "
+                f"({_FORMAT_VERSION}): upgrade sb3-latent."
+            )
         kwargs = dict(saved["architecture"])
         kwargs["activation_fn"] = getattr(nn, kwargs["activation_fn"])
+        if "observation_shape" in kwargs:  # format 1: flat float observations of that shape
+            kwargs["observation_space"] = kwargs.pop("observation_shape")
+        else:
+            kwargs["observation_space"] = observation_space_from_data(kwargs["observation_space"])
         generator = cls(**kwargs)
         generator.load_state_dict(saved["state_dict"])
         return generator.to(device)
+
+
+def features_extractor_name(extractor_class: type[BaseFeaturesExtractor] | str) -> str:
+    """The name ``extractor_class`` (a class or a name) is saved by; refuses one outside ``FEATURES_EXTRACTORS``."""
+    name = extractor_class if isinstance(extractor_class, str) else getattr(extractor_class, "__name__", "")
+    known = FEATURES_EXTRACTORS.get(name)
+    if known is None or not (isinstance(extractor_class, str) or extractor_class is known):  # not a subclass of one
+        raise UserInputError(
+            f"The action generator's features extractor {extractor_class!r} cannot be saved by name in a generator "
+            f"file: use one of {sorted(FEATURES_EXTRACTORS)} (policy_kwargs generator_features_extractor_class)."
+        )
+    return name
+
+
+def observation_space_data(space: spaces.Space) -> dict[str, Any]:
+    """``space`` as plain data for a ``weights_only`` file: a Box's shape, dtype, low and high; a Dict's keys and
+    their Boxes. Refuses other spaces."""
+    if isinstance(space, spaces.Box):
+        return {
+            "type": "Box",
+            "shape": [int(d) for d in space.shape],
+            "dtype": np.dtype(space.dtype).name,
+            "low": th.from_numpy(np.array(space.low)),
+            "high": th.from_numpy(np.array(space.high)),
+        }
+    if isinstance(space, spaces.Dict) and all(isinstance(sub, spaces.Box) for sub in space.spaces.values()):
+        return {"type": "Dict", "spaces": {str(key): observation_space_data(sub) for key, sub in space.spaces.items()}}
+    raise UserInputError(
+        f"The action generator reads Box observations or a Dict of Box observations, got {space}. "
+        "Flatten or convert the others (gymnasium.wrappers.FlattenObservation)."
+    )
+
+
+def observation_space_from_data(data: dict[str, Any]) -> spaces.Space:
+    """The space :func:`observation_space_data` wrote."""
+    if data["type"] == "Dict":
+        return spaces.Dict({key: observation_space_from_data(sub) for key, sub in data["spaces"].items()})
+    dtype = np.dtype(data["dtype"])
+    # .cpu(): a file loaded with map_location="cuda" puts these bounds on the GPU too.
+    low, high = data["low"].cpu().numpy().astype(dtype), data["high"].cpu().numpy().astype(dtype)
+    return spaces.Box(low=low, high=high, shape=tuple(data["shape"]), dtype=dtype)  # type: ignore[arg-type]
+
+
+def describe_observation_space(space: spaces.Space) -> str:
+    """``shape (17,)``, ``image shape (1, 36, 36)`` or ``Dict{'img': image shape (...), 'vec': shape (5,)}``:
+    what a generator's features extractor depends on (the shapes, and which are images)."""
+    if isinstance(space, spaces.Dict):
+        return "Dict{" + ", ".join(f"{key!r}: {describe_observation_space(sub)}" for key, sub in space.spaces.items()) + "}"
+    if not isinstance(space, spaces.Box):
+        return str(space)
+    return f"{'image ' if is_image_space(space) else ''}shape {tuple(space.shape)}"
+
+
+def _is_plain_data(value: Any) -> bool:
+    if isinstance(value, (list, tuple)):
+        return all(_is_plain_data(item) for item in value)
+    if isinstance(value, dict):
+        return all(isinstance(key, str) and _is_plain_data(item) for key, item in value.items())
+    return value is None or isinstance(value, (bool, int, float, str))
 
 
 def resolve_latent_dim(latent_dim: Any, action_dim: int) -> int:

@@ -13,13 +13,21 @@ from stable_baselines3.common.buffers import ReplayBuffer
 from stable_baselines3.common.noise import ActionNoise
 from stable_baselines3.common.policies import BasePolicy
 from stable_baselines3.common.type_aliases import GymEnv, MaybeCallback, ReplayBufferSamples, Schedule
-from stable_baselines3.common.utils import FloatSchedule, update_learning_rate
+from stable_baselines3.common.utils import FloatSchedule, polyak_update, update_learning_rate
 from stable_baselines3.sac.sac import SAC
 from torch.nn import functional as F
 
 from sb3_latent.common.action_generator import ActionGenerator
 from sb3_latent.errors import UserInputError
-from sb3_latent.latent_sac.policies import LatentActor, LatentSACPolicy, MlpPolicy, check_spaces, generator_policy_kwargs
+from sb3_latent.latent_sac.policies import (
+    CnnPolicy,
+    LatentActor,
+    LatentSACPolicy,
+    MlpPolicy,
+    MultiInputPolicy,
+    check_spaces,
+    generator_policy_kwargs,
+)
 
 SelfLatentSAC = TypeVar("SelfLatentSAC", bound="LatentSAC")
 # What action_generator= accepts: a module, a generator file, a LatentSAC, its zip or its rl-zoo3 run folder.
@@ -67,8 +75,8 @@ class LatentSAC(SAC):
     Two call forms: ``LatentSAC("HalfCheetah-v4")`` (an env id or env alone: policy ``"MlpPolicy"``) and SB3's
     ``LatentSAC("MlpPolicy", env)``.
 
-    :param policy: The policy model to use (``"MlpPolicy"`` or a ``LatentSACPolicy`` subclass), or the env
-        when it is the only argument
+    :param policy: The policy model to use (``"MlpPolicy"``, ``"CnnPolicy"``, ``"MultiInputPolicy"`` or a
+        ``LatentSACPolicy`` subclass), or the env when it is the only argument
     :param env: The environment to learn from (if registered in Gym, can be str)
     :param learning_rate: learning rate for adam optimizer of the latent policy, the critic and the temperature;
         it can be a function of the current progress remaining (from 1 to 0)
@@ -94,9 +102,12 @@ class LatentSAC(SAC):
     :param target_update_interval: update the target network every ``target_network_update_freq``
         gradient steps.
     :param target_entropy: target entropy of pi(z|s) when learning ``ent_coef``; ``"auto"`` is ``-latent_dim``
-    :param use_sde: Must be False (gSDE is not supported in latent space)
-    :param sde_sample_freq: Unused (gSDE), kept for SAC compatibility
-    :param use_sde_at_warmup: Unused (gSDE), kept for SAC compatibility
+    :param use_sde: Whether to use generalized State Dependent Exploration (gSDE) on the latent policy:
+        state-dependent noise on the pre-squash latent code instead of i.i.d. noise (the decoder then acts by its mean)
+    :param sde_sample_freq: Sample a new noise matrix every n steps when using gSDE
+        Default: -1 (only sample at the beginning of the rollout)
+    :param use_sde_at_warmup: Whether to use gSDE instead of uniform sampling
+        during the warm up phase (before learning starts)
     :param stats_window_size: Window size for the rollout logging, specifying the number of episodes to average
         the reported success rate, mean episode length, and mean reward over
     :param tensorboard_log: the log location for tensorboard (if None, no logging)
@@ -136,7 +147,11 @@ class LatentSAC(SAC):
     :param _init_setup_model: Whether or not to build the network at the creation of the instance
     """
 
-    policy_aliases: ClassVar[dict[str, type[BasePolicy]]] = {"MlpPolicy": MlpPolicy}
+    policy_aliases: ClassVar[dict[str, type[BasePolicy]]] = {
+        "MlpPolicy": MlpPolicy,
+        "CnnPolicy": CnnPolicy,
+        "MultiInputPolicy": MultiInputPolicy,
+    }
     policy: LatentSACPolicy
     actor: LatentActor
     action_generator: ActionGenerator
@@ -309,8 +324,6 @@ class LatentSAC(SAC):
 
     def _check_options(self) -> None:
         """Every LatentSAC option, checked in one place: at construction, and at load with its overrides."""
-        if self.use_sde:
-            raise UserInputError("LatentSAC does not support gSDE (use_sde=True) yet: leave use_sde=False.")
         if not _is_number(self.kl_weight) or not self.kl_weight >= 0:
             raise UserInputError(f"kl_weight must be >= 0, got {self.kl_weight!r}.")
         self.kl_weight = float(self.kl_weight)
@@ -424,11 +437,16 @@ class LatentSAC(SAC):
         for gradient_step in range(gradient_steps):
             replay_data = self.replay_buffer.sample(batch_size, env=self._vec_normalize_env)
             observations, actions = replay_data.observations, replay_data.actions  # actions scaled to [-1, 1]
-            generator_obs = self.policy.generator_input(observations)
+            # gSDE: a new exploration matrix at every gradient step, as SAC (log_std changed at the last one)
+            if self.use_sde:
+                self.actor.reset_noise()
 
             # Action generator: one ELBO step every generator_train_freq gradient steps, before the RL losses read it
             if trains_generator and (n_updates_before + gradient_step) % self.generator_train_freq == 0:
-                generator_stats.append(self._generator_step(generator_obs, replay_data))
+                generator_stats.append(self._generator_step(self.policy.generator_input(observations), replay_data))
+            # The state through the generator's features extractor as just updated; no RL loss trains that extractor.
+            with th.no_grad():
+                generator_obs = self.policy.generator_input(observations)
 
             # alpha as it was before this step's temperature update, in the target and the latent policy's loss (SAC)
             ent_coef = self.ent_coef_tensor if self.log_ent_coef is None else th.exp(self.log_ent_coef.detach())
@@ -465,6 +483,8 @@ class LatentSAC(SAC):
                 with th.no_grad():
                     th._foreach_mul_(self._critic_target_params, 1.0 - self.tau)
                     th._foreach_add_(self._critic_target_params, self._critic_params, alpha=self.tau)
+                # Batch-norm running statistics copied, as SAC does (SB3 issue #996); none without batch norm
+                polyak_update(self.batch_norm_stats, self.batch_norm_stats_target, 1.0)
 
             rl_stats.append(self._rl_stats(critic_loss, actor_loss, ent_coef_loss, ent_coef, sample))
 

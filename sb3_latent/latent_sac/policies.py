@@ -14,13 +14,13 @@ from typing import Any
 import numpy as np
 import torch as th
 from gymnasium import spaces
-from stable_baselines3.common.preprocessing import get_action_dim, preprocess_obs
-from stable_baselines3.common.torch_layers import BaseFeaturesExtractor, FlattenExtractor
+from stable_baselines3.common.preprocessing import get_action_dim
+from stable_baselines3.common.torch_layers import BaseFeaturesExtractor, CombinedExtractor, FlattenExtractor, NatureCNN
 from stable_baselines3.common.type_aliases import PyTorchObs, Schedule
 from stable_baselines3.sac.policies import LOG_STD_MAX, LOG_STD_MIN, Actor, SACPolicy
 from torch import nn
 
-from sb3_latent.common.action_generator import ActionGenerator, resolve_latent_dim
+from sb3_latent.common.action_generator import FEATURES_EXTRACTORS, ActionGenerator, observation_space_data, resolve_latent_dim
 from sb3_latent.errors import UserInputError
 
 # log(sqrt(2 pi)), spelled as torch.distributions.Normal.log_prob spells it (the same float).
@@ -63,8 +63,9 @@ class LatentActor(Actor):
         self.residual_dim = int(residual_dim)
         self.residual_head: nn.Linear | None = None
         if self.residual_scale is not None:
-            assert isinstance(self.mu, nn.Linear)
-            self.residual_head = nn.Linear(self.mu.in_features, self.residual_dim)
+            # The width of the hidden layer h(s), as SB3's Actor computes it (with gSDE, mu is a Linear + Hardtanh).
+            hidden_dim = self.net_arch[-1] if len(self.net_arch) > 0 else self.features_dim
+            self.residual_head = nn.Linear(hidden_dim, self.residual_dim)
             # r(s) = 0 at first: the transferred generator alone decides the first actions.
             nn.init.zeros_(self.residual_head.weight)
             nn.init.zeros_(self.residual_head.bias)
@@ -82,20 +83,28 @@ class LatentActor(Actor):
         unit_latent, log_prob = super().action_log_prob(obs)
         return self.latent_bound * unit_latent, log_prob - self._log_bound
 
-    def _distribution_and_residual(self, obs: PyTorchObs) -> tuple[th.Tensor, th.Tensor, th.Tensor | None]:
-        # SB3's get_action_dist_params (no gSDE), keeping the hidden layer for the residual head: one pass.
+    def _distribution_and_residual(
+        self, obs: PyTorchObs
+    ) -> tuple[th.Tensor, th.Tensor, th.Tensor | None, dict[str, th.Tensor]]:
+        # SB3's get_action_dist_params, keeping the hidden layer for the residual head: one pass.
         features = self.extract_features(obs, self.features_extractor)
         latent_pi = self.latent_pi(features)
         mean_actions = self.mu(latent_pi)
-        log_std = th.clamp(self.log_std(latent_pi), LOG_STD_MIN, LOG_STD_MAX)  # type: ignore[operator]
         residual = None
         if self.residual_head is not None and self.residual_scale is not None:
             residual = self.residual_scale * th.tanh(self.residual_head(latent_pi))
-        return mean_actions, log_std, residual
+        if self.use_sde:
+            # gSDE: a state-independent log_std parameter; the noise is h(s) times the exploration matrix.
+            return mean_actions, self.log_std, residual, dict(latent_sde=latent_pi)  # type: ignore[return-value]
+        log_std = th.clamp(self.log_std(latent_pi), LOG_STD_MIN, LOG_STD_MAX)  # type: ignore[operator]
+        return mean_actions, log_std, residual, {}
 
     def sample_latent(self, obs: PyTorchObs) -> tuple[th.Tensor, th.Tensor, th.Tensor | None]:
         """z ~ pi(z|s) (reparameterised), log pi(z|s), and the residual action r(s) (``None`` without the head)."""
-        mean_actions, log_std, residual = self._distribution_and_residual(obs)
+        mean_actions, log_std, residual, sde_kwargs = self._distribution_and_residual(obs)
+        if self.use_sde:  # SB3's StateDependentNoiseDistribution: tanh(mean + h(s) exploration matrix)
+            unit_latent, log_prob = self.action_dist.log_prob_from_params(mean_actions, log_std, **sde_kwargs)
+            return self.latent_bound * unit_latent, log_prob - self._log_bound, residual
         # SB3's SquashedDiagGaussianDistribution.log_prob_from_params written out, the same operations in the same
         # order (the same bits), without building a torch.distributions.Normal, which validates its arguments on
         # every call (~0.1 ms per call on one CPU core).
@@ -109,8 +118,8 @@ class LatentActor(Actor):
 
     def latent_and_residual(self, obs: PyTorchObs, deterministic: bool = False) -> tuple[th.Tensor, th.Tensor | None]:
         """z ~ pi(z|s) (its mode when ``deterministic``) and the residual action r(s) (``None`` without the head)."""
-        mean_actions, log_std, residual = self._distribution_and_residual(obs)
-        unit_latent = self.action_dist.actions_from_params(mean_actions, log_std, deterministic=deterministic)  # type: ignore[call-arg]
+        mean_actions, log_std, residual, sde_kwargs = self._distribution_and_residual(obs)
+        unit_latent = self.action_dist.actions_from_params(mean_actions, log_std, deterministic=deterministic, **sde_kwargs)
         return self.latent_bound * unit_latent, residual
 
 
@@ -118,15 +127,15 @@ class LatentSACPolicy(SACPolicy):
     """
     Policy of Latent SAC: latent policy pi(z|s), twin critic Q(s, a) and its target, action generator.
 
-    :param observation_space: Observation space (a ``Box``)
+    :param observation_space: Observation space (a ``Box``, or a ``Dict`` of ``Box`` spaces)
     :param action_space: Action space (a ``Box``)
     :param lr_schedule: Learning rate schedule of the actor and the critic
     :param net_arch: Hidden layers of the latent policy and the critic (as in SAC)
     :param activation_fn: Activation function of the latent policy and the critic
-    :param use_sde: Must stay False (gSDE in latent space is not supported; ``LatentSAC`` refuses it)
-    :param log_std_init: Initial log-std (gSDE only, kept for SAC compatibility)
-    :param use_expln: gSDE only, kept for SAC compatibility
-    :param clip_mean: gSDE only, kept for SAC compatibility
+    :param use_sde: Whether the latent policy explores by gSDE (set by ``LatentSAC``'s ``use_sde``)
+    :param log_std_init: Initial log-std of the gSDE exploration matrix (gSDE only, as in SAC)
+    :param use_expln: Use ``expln()`` instead of ``exp()`` for the gSDE std (gSDE only, as in SAC)
+    :param clip_mean: Clip the pre-squash latent mean to ``[-clip_mean, clip_mean]`` (gSDE only, as in SAC)
     :param features_extractor_class: Features extractor of the latent policy and the critic
     :param features_extractor_kwargs: Keyword arguments of the features extractor
     :param normalize_images: Whether to divide image observations by 255
@@ -145,6 +154,12 @@ class LatentSACPolicy(SACPolicy):
     :param residual_bound: Bound on the learned part of the residual decoder's pre-tanh mean
     :param decoder_noise: Whether acting samples a ~ g(a|s,z) (default, the poster's ancestral sampling) or takes the
         decoder mean g_mean(s, z), so that z ~ pi(z|s) alone explores
+    :param generator_features_extractor_class: The generator's own features extractor, one of
+        ``FlattenExtractor``, ``NatureCNN``, ``CombinedExtractor`` (class or name). Default: the class of
+        ``features_extractor_class`` when it is one of those (with ``features_extractor_kwargs``), else
+        ``FlattenExtractor`` for a ``Box`` and ``CombinedExtractor`` for a ``Dict``
+    :param generator_features_extractor_kwargs: Keyword arguments of that extractor (plain data)
+    :param generator_normalize_images: Whether the generator divides images by 255 (default: ``normalize_images``)
     :param residual_scale: Bound of the residual action the latent policy adds to the decoded action, on SB3's
         [-1, 1] action scale (``None``: no residual head). Set by ``LatentSAC`` from ``generator_mode="residual"``
         and its ``residual_scale`` argument, not by hand
@@ -179,6 +194,9 @@ class LatentSACPolicy(SACPolicy):
         decoder: str = "residual",
         latent_gain: float = 1.5,
         residual_bound: float = 0.5,
+        generator_features_extractor_class: type[BaseFeaturesExtractor] | str | None = None,
+        generator_features_extractor_kwargs: dict[str, Any] | None = None,
+        generator_normalize_images: bool | None = None,
         residual_scale: float | None = None,
         decoder_noise: bool = True,
     ):
@@ -200,6 +218,10 @@ class LatentSACPolicy(SACPolicy):
             decoder=decoder,
             latent_gain=latent_gain,
             residual_bound=residual_bound,
+            # None: chosen in make_action_generator() from the policy's extractor, known once SB3 has set it up.
+            features_extractor_class=generator_features_extractor_class,
+            features_extractor_kwargs=generator_features_extractor_kwargs,
+            normalize_images=generator_normalize_images,
         )
         if optimizer_kwargs is None:
             # Fused Adam: one kernel for all parameters instead of several per parameter (~10% of an update on CPU)
@@ -239,10 +261,20 @@ class LatentSACPolicy(SACPolicy):
         ).to(self.device)
 
     def make_action_generator(self) -> ActionGenerator:
-        assert self.observation_space.shape is not None
-        return ActionGenerator(self.observation_space.shape, get_action_dim(self.action_space), **self.generator_kwargs).to(
-            self.device
-        )
+        kwargs = dict(self.generator_kwargs)
+        if kwargs["features_extractor_class"] is None:
+            # The generator reads the state with the same kind of extractor as the latent policy, an instance of its
+            # own; a class that cannot be saved by name falls back to SB3's MlpPolicy / MultiInputPolicy one.
+            if self.features_extractor_class in FEATURES_EXTRACTORS.values():
+                kwargs["features_extractor_class"] = self.features_extractor_class
+                if kwargs["features_extractor_kwargs"] is None:
+                    kwargs["features_extractor_kwargs"] = self.features_extractor_kwargs
+            else:
+                dict_space = isinstance(self.observation_space, spaces.Dict)
+                kwargs["features_extractor_class"] = CombinedExtractor if dict_space else FlattenExtractor
+        if kwargs["normalize_images"] is None:
+            kwargs["normalize_images"] = self.normalize_images
+        return ActionGenerator(self.observation_space, get_action_dim(self.action_space), **kwargs).to(self.device)
 
     def set_action_generator(self, generator: ActionGenerator) -> None:
         """Replace the generator (shapes checked); its architecture becomes this policy's."""
@@ -267,21 +299,22 @@ class LatentSACPolicy(SACPolicy):
         return data
 
     def generator_input(self, obs: PyTorchObs) -> th.Tensor:
-        """Observations as the generator reads them: preprocessed (images / 255) and flattened."""
-        assert isinstance(obs, th.Tensor)
-        return preprocess_obs(obs, self.observation_space, self.normalize_images).flatten(1)  # type: ignore[union-attr]
+        """Observations as the generator reads them: through its own features extractor (flattened for a Box)."""
+        return self.action_generator.extract_features(obs)
 
     def _predict(self, observation: PyTorchObs, deterministic: bool = False) -> th.Tensor:
         # Ancestral sampling (poster, Figure 3): z ~ pi(z|s), then a ~ g(a|s,z); means when deterministic.
         # Without decoder_noise the decoder mean is used even when z is sampled.
         latent, residual = self.actor.latent_and_residual(observation, deterministic)
         generator_obs = self.generator_input(observation)
-        mean_action = deterministic or not self.decoder_noise
+        # With gSDE the latent policy's noise, held for sde_sample_freq steps, explores: the decoder acts by its
+        # mean, as i.i.d. decoder noise would add back the step-to-step jitter gSDE removes (docs: "gSDE").
+        decoder_noise = self.decoder_noise and not (deterministic or self.actor.use_sde)
         if residual is None:
-            return self.action_generator.sample_actions(generator_obs, latent, mean_action)
+            return self.action_generator.sample_actions(generator_obs, latent, deterministic=not decoder_noise)
         # Residual mode: a = clip(g_mean(s, z) + sigma_g eps + r(s), -1, 1), one clip for noise and residual.
         actions = self.action_generator.decode(generator_obs, latent) + residual
-        if not mean_action:
+        if decoder_noise:
             actions = actions + th.randn_like(actions) * self.action_generator.decoder_log_std_clamped().exp()
         return actions.clamp(-1.0, 1.0)
 
@@ -302,23 +335,32 @@ def check_spaces(observation_space: spaces.Space, action_space: spaces.Space) ->
             f"LatentSAC needs a continuous (Box) action space, got {action_space}. The latent codes are decoded into "
             "continuous actions; for discrete actions use an algorithm such as DQN or PPO."
         )
-    if not isinstance(observation_space, spaces.Box):
+    try:
+        observation_space_data(observation_space)  # what a generator file can hold
+    except UserInputError:
         raise UserInputError(
-            f"LatentSAC needs a Box observation space (the action generator reads flat vectors), got {observation_space}. "
-            "Flatten dict observations with gymnasium.wrappers.FlattenObservation."
-        )
+            f"LatentSAC needs a Box observation space or a Dict of Box spaces (MultiInputPolicy), got {observation_space}. "
+            "Convert the others to Box (e.g. gymnasium.wrappers.FlattenObservation)."
+        ) from None
 
 
 # ActionGenerator constructor argument -> LatentSACPolicy's policy_kwargs name, where they differ.
-_GENERATOR_KWARG_NAMES = {"net_arch": "generator_net_arch", "activation_fn": "generator_activation_fn"}
+_GENERATOR_KWARG_NAMES = {
+    "net_arch": "generator_net_arch",
+    "activation_fn": "generator_activation_fn",
+    "features_extractor_class": "generator_features_extractor_class",
+    "features_extractor_kwargs": "generator_features_extractor_kwargs",
+    "normalize_images": "generator_normalize_images",
+}
 
 
 def generator_constructor_kwargs(generator: ActionGenerator) -> dict[str, Any]:
     """``generator``'s ActionGenerator constructor arguments other than the spaces (which come from the env), with
-    the activation as its class rather than its saved name."""
+    the activation and the features extractor as classes rather than their saved names."""
     architecture = generator.architecture()
-    del architecture["observation_shape"], architecture["action_dim"]
+    del architecture["observation_space"], architecture["action_dim"]
     architecture["activation_fn"] = generator.activation_fn
+    architecture["features_extractor_class"] = type(generator.features_extractor)
     return architecture
 
 
@@ -328,3 +370,22 @@ def generator_policy_kwargs(generator: ActionGenerator) -> dict[str, Any]:
 
 
 MlpPolicy = LatentSACPolicy
+
+
+class CnnPolicy(LatentSACPolicy):
+    """``LatentSACPolicy`` for image observations: ``NatureCNN`` features for the latent policy, the critic and
+    (an extractor of its own) the action generator, as SB3's SAC ``CnnPolicy``."""
+
+    def __init__(self, observation_space: spaces.Space, action_space: spaces.Box, lr_schedule: Schedule, **kwargs: Any):
+        kwargs.setdefault("features_extractor_class", NatureCNN)
+        super().__init__(observation_space, action_space, lr_schedule, **kwargs)
+
+
+class MultiInputPolicy(LatentSACPolicy):
+    """``LatentSACPolicy`` for ``Dict`` observations: ``CombinedExtractor`` features (a ``NatureCNN`` per image,
+    the other keys flattened) for the latent policy, the critic and the action generator, as SB3's SAC
+    ``MultiInputPolicy``."""
+
+    def __init__(self, observation_space: spaces.Space, action_space: spaces.Box, lr_schedule: Schedule, **kwargs: Any):
+        kwargs.setdefault("features_extractor_class", CombinedExtractor)
+        super().__init__(observation_space, action_space, lr_schedule, **kwargs)
