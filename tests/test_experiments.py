@@ -121,6 +121,8 @@ def test_baselines_smoke_extends_finished_runs(zoo_env, tmp_path):
     # num_timesteps continued, the replay buffer came back (400 rows, not 200), the evaluations did not restart.
     assert checkpoint_state(sac)["num_timesteps"] == 400 and checkpoint_state(sac)["replay_buffer_size"] == 400
     assert evaluated_steps(sac) == SMOKE_STEPS and evaluated_steps(ppo) == SMOKE_STEPS
+    # rl-zoo3's evaluations.npz beside the CSV holds the same evaluations, none twice.
+    assert np.load(sac / "sac/HalfCheetah-v4_1/evaluations.npz")["timesteps"].tolist() == SMOKE_STEPS
     with open(ppo / "checkpoint/HalfCheetah-v4/vecnormalize.pkl", "rb") as file:
         assert pickle.load(file).obs_rms.count > count_before + 100  # statistics continued, not restarted
     assert (tmp_path / "baselines/baselines.png").is_file()

@@ -16,7 +16,8 @@ Everything a run writes lives in its folder::
     <run>/progress.json              num_timesteps while it trains (read by the progress bar)
     <run>/train.log                  rl-zoo3's and SB3's output
     <run>/checkpoint/                last checkpoint (see checkpoints.py)
-    <run>/<algo>/<env>_1/            rl-zoo3 layout: <env>.zip, best_model.zip, 0.monitor.csv, <env>/config.yml
+    <run>/<algo>/<env>_1/            rl-zoo3 layout: <env>.zip, best_model.zip, 0.monitor.csv, evaluations.npz,
+                                     <env>/config.yml
 """
 
 from __future__ import annotations
