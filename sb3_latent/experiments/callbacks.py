@@ -120,7 +120,8 @@ class EvaluationCSV(BaseCallback):
         for key, value in (("timesteps", self.num_timesteps), ("results", returns), ("ep_lengths", lengths)):
             self.npz[key].append(value)
         self.npz_path.parent.mkdir(parents=True, exist_ok=True)
-        np.savez(self.npz_path, **{key: np.array(values) for key, values in self.npz.items()})
+        arrays = {key: np.array(values) for key, values in self.npz.items()}
+        np.savez(self.npz_path, timesteps=arrays["timesteps"], results=arrays["results"], ep_lengths=arrays["ep_lengths"])
         self.logger.record("eval/mean_reward", mean)
         self.logger.record("eval/mean_ep_length", row["eval_length_mean"])
         if mean > self.best_mean:
