@@ -10,7 +10,7 @@ evaluation to ``benchmarks/results/<env>/<algo>_seed<seed>.csv`` as it goes. Run
     python benchmarks/latent_sac_learning.py --env Pendulum-v1 --plot-only
     python benchmarks/latent_sac_learning.py --algos latent_sac --results benchmarks/results/speed-after   # elsewhere
     python benchmarks/latent_sac_learning.py --algos latent_sac --compare benchmarks/results/A benchmarks/results/B
-    python benchmarks/latent_sac_learning.py --algos latent_sac --params concurrent_update:process --workers 1 ...
+    python benchmarks/latent_sac_learning.py --algos latent_sac --params generator_train_freq:2 --workers 1 ...
 """
 
 from __future__ import annotations
@@ -196,7 +196,7 @@ def main() -> None:
         nargs="+",
         action=StoreDict,
         default={},
-        help="extra LatentSAC arguments, in rl-zoo3's -params syntax (concurrent_update:process)",
+        help="extra LatentSAC arguments, in rl-zoo3's -params syntax (generator_train_freq:2)",
     )
     parser.add_argument("--results", type=Path, default=RESULTS, help="results root: <results>/<env>/<algo>_seed<k>.csv")
     parser.add_argument(

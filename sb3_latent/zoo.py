@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import builtins
 import importlib
+import importlib.util
 import os
 import sys
 from pathlib import Path
@@ -47,6 +48,21 @@ def hyperparams_dir() -> Path:
     package_dir = Path(__file__).resolve().parent
     packaged = package_dir / "hyperparams"
     return packaged if packaged.is_dir() else package_dir.parent / "hyperparams"
+
+
+def zoo_hyperparams_dir() -> Path:
+    """rl-zoo3's own YAML folder: inside the package when installed, beside it in a source checkout."""
+    spec = importlib.util.find_spec("rl_zoo3")  # its location only: rl-zoo3 itself is not imported
+    if spec is None or spec.origin is None:
+        raise UserInputError("rl-zoo3 is not installed: pip install rl_zoo3.")
+    zoo_root = Path(spec.origin).resolve().parent
+    return zoo_root / "hyperparams" if (zoo_root / "hyperparams").is_dir() else zoo_root.parent / "hyperparams"
+
+
+def zoo_config(algo: str, env_id: str) -> str:
+    """The YAML rl-zoo3 reads for (algo, env_id) with sb3-latent installed: ours if it lists env_id, else rl-zoo3's."""
+    zoo_default = str(zoo_hyperparams_dir() / f"{algo}.yml")
+    return resolve_config(algo, env_id, zoo_default, zoo_default)
 
 
 def _load(target: str) -> Any:
@@ -186,14 +202,13 @@ def patch_exp_manager(module: ModuleType) -> None:
     manager = module.ExperimentManager
     if getattr(manager, "_sb3_latent_patched", False):
         return
-    zoo_root = Path(str(module.__file__)).resolve().parent
-    zoo_hyperparams = zoo_root / "hyperparams" if (zoo_root / "hyperparams").is_dir() else zoo_root.parent / "hyperparams"
     read_hyperparameters = manager.read_hyperparameters
     setup_experiment = manager.setup_experiment
     load_pretrained_agent = manager._load_pretrained_agent
 
     def read_hyperparameters_with_ours(self: Any) -> Any:
-        self.config = resolve_config(self.algo, self.env_name.gym_id, self.config, str(zoo_hyperparams / f"{self.algo}.yml"))
+        zoo_default = str(zoo_hyperparams_dir() / f"{self.algo}.yml")
+        self.config = resolve_config(self.algo, self.env_name.gym_id, self.config, zoo_default)
         return read_hyperparameters(self)
 
     def setup_experiment_with_clear_errors(self: Any) -> Any:

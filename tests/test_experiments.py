@@ -13,13 +13,15 @@ import yaml
 from gymnasium import spaces
 from stable_baselines3.common.buffers import ReplayBuffer
 
+from sb3_latent.errors import UserInputError
 from sb3_latent.experiments import BUDGETS, EXPERIMENTS, Condition, Experiment, Panel, Source
 from sb3_latent.experiments.backends import InlineBackend, execute
-from sb3_latent.experiments.checkpoints import restore_replay_buffer, save_replay_buffer
-from sb3_latent.experiments.plan import pending_conditions, plan_runs
+from sb3_latent.experiments.plan import plan_runs
 from sb3_latent.experiments.report import Curves, markdown_table, summarize
-from sb3_latent.experiments.runner import read_evaluations, run_one
-from sb3_latent.experiments.transfers import TRANSFERS, missing
+from sb3_latent.experiments.runner import run_one
+from sb3_latent.experiments.runs import read_evaluations
+from sb3_latent.experiments.transfers import TRANSFERS
+from sb3_latent.zoo_runs import restore_replay_buffer, save_replay_buffer
 
 SMOKE_STEPS = [0, 200, 400]  # the smoke budget evaluates at step 0 and every 200 steps, for 400 steps
 
@@ -72,7 +74,6 @@ def test_bad_input_is_a_short_error(args, message, zoo_env, tmp_path):
 # Whole experiments through the command line (local process pool)
 
 
-@pytest.mark.skipif(missing("sb3_latent.transfer:finetune") is not None, reason="sb3_latent.transfer.finetune not written yet")
 def test_naive_transfer_smoke_then_skip(zoo_env, tmp_path):
     args = ["naive-transfer", "--budget", "smoke", "--seeds", "2", "-f", str(tmp_path)]
     check_ok(cli(args, zoo_env, tmp_path))
@@ -101,6 +102,29 @@ def test_naive_transfer_smoke_then_skip(zoo_env, tmp_path):
     check_ok(second)
     assert "runs: 0 trained, 6 already finished, 0 failed" in second.stdout
     assert (out / "runs/finetuned/seed0/evaluations.csv").read_text() == before
+
+
+def test_latent_ablation_smoke(zoo_env, tmp_path):
+    from sb3_latent import LatentSAC
+
+    check_ok(cli(["latent-ablation", "--budget", "smoke", "--seeds", "1", "-f", str(tmp_path)], zoo_env, tmp_path))
+    out = tmp_path / "latent-ablation"
+    experiment = EXPERIMENTS["latent-ablation"]
+    assert len(experiment.conditions) == 1 + 5 + 3  # SAC, the five rungs, three leave-one-out rows
+    for condition in experiment.conditions:
+        assert evaluated_steps(out / "runs" / condition.name / "seed0") == SMOKE_STEPS, condition.name
+    zip_path = "runs/{}/seed0/latent_sac/HalfCheetahBackward-v4_1/HalfCheetahBackward-v4.zip"
+    # The first rung is the SAC-equivalent configuration; the last is today's default.
+    sac_like = LatentSAC.load(out / zip_path.format("rung0-sac-equivalent"))
+    assert sac_like.generator_mode == "fixed" and sac_like.action_generator.decoder == "identity"
+    assert sac_like.policy.latent_bound == 1.0 and not sac_like.policy.decoder_noise
+    assert sac_like.target_entropy == -6.0
+    default = LatentSAC.load(out / zip_path.format("rung4-elbo"))
+    assert default.generator_mode == "train" and default.action_generator.decoder == "residual"
+    assert default.policy.latent_bound == 2.0 and default.policy.decoder_noise and default.target_entropy == -6.0
+    without_entropy = LatentSAC.load(out / zip_path.format("without-entropy"))
+    assert without_entropy.target_entropy == pytest.approx(-6.0 * (1 - np.log(2.0)))
+    assert (out / "latent-ablation.png").is_file() and "| LatentSAC as SAC |" in (out / "summary.md").read_text()
 
 
 def test_baselines_smoke_extends_finished_runs(zoo_env, tmp_path):
@@ -215,8 +239,10 @@ def test_generator_transfer_keeps_or_trains_the_source_generator(tmp_path, monke
         pairs = zip(a.action_generator.state_dict().values(), b.action_generator.state_dict().values(), strict=True)
         return all(th.equal(x, y) for x, y in pairs)
 
-    assert same_generator(saved["frozen"], saved["pretrain-forward"]) and not saved["frozen"].train_generator
-    assert not same_generator(saved["finetuned"], saved["pretrain-forward"]) and saved["finetuned"].train_generator
+    assert same_generator(saved["frozen"], saved["pretrain-forward"]) and saved["frozen"].generator_mode == "frozen"
+    assert (
+        not same_generator(saved["finetuned"], saved["pretrain-forward"]) and saved["finetuned"].generator_mode == "finetune"
+    )
 
 
 def test_multitask_source_shares_one_generator_and_resumes(tmp_path, monkeypatch):
@@ -296,26 +322,31 @@ def test_experiments_are_consistent():
     assert [c.algo for c in EXPERIMENTS["baselines"].conditions] == ["sac", "td3", "ddpg", "ppo", "tqc", "latent_sac"]
 
 
-def test_pending_conditions_say_why():
-    experiment = Experiment(
-        "toy",
-        "toy",
-        "none",
-        (
-            Condition("fine", "sac", "Pendulum-v1"),
-            Condition("needs-code", "sac", "Pendulum-v1", requires=("sb3_latent.not_written_yet:thing",)),
-            Condition("after-it", "sac", "Pendulum-v1", source=Source("needs-code", "finetune")),
-            Condition("unknown-algo", "no_such_algo", "Pendulum-v1"),
-            Condition("unknown-env", "sac", "NoSuchEnv-v0"),
-        ),
-        (Panel("all", ("fine",)),),
-    )
-    pending = pending_conditions(experiment, list(experiment.conditions))
-    assert "fine" not in pending
-    assert "sb3_latent.not_written_yet" in pending["needs-code"]
-    assert "pending" in pending["after-it"] or "finetune" in pending["after-it"]
-    assert "no_such_algo" in pending["unknown-algo"]
-    assert "NoSuchEnv-v0" in pending["unknown-env"]
+@pytest.mark.parametrize(
+    "condition, message",
+    [
+        (Condition("c", "sac", "Pendulum-v1", source=Source("fine", "no-such-hook")), "unknown transfer hook 'no-such-hook'"),
+        (Condition("c", "sac", "NoSuchEnv-v0"), "gymnasium has no env NoSuchEnv-v0"),
+        (Condition("c", "latent_sac", "HalfCheetah-v4", multitask=(("NoSuchEnv-v0", {}),)), "no env NoSuchEnv-v0"),
+        (Condition("c", "no_such_algo", "Pendulum-v1"), "rl-zoo3 has no --algo no_such_algo"),
+    ],
+)
+def test_unknown_hook_env_or_algo_is_an_error_at_planning(condition, message, tmp_path):
+    conditions = (Condition("fine", "sac", "Pendulum-v1"), condition)
+    experiment = Experiment("toy", "toy", "none", conditions, (Panel("all", ("c",)),))
+    with pytest.raises(UserInputError, match=message):
+        plan_runs(experiment, BUDGETS["smoke"], 1, tmp_path, list(experiment.conditions))
+    assert not tmp_path.joinpath("toy").exists()
+
+
+def test_cli_reports_a_planning_error_in_one_line(tmp_path, monkeypatch, capsys):
+    from sb3_latent.experiments.__main__ import main
+
+    bad = dataclasses.replace(EXPERIMENTS["baselines"], conditions=(Condition("sac", "sac", "NoSuchEnv-v0"),))
+    monkeypatch.setitem(EXPERIMENTS, "baselines", bad)
+    assert main(["baselines", "--budget", "smoke", "-f", str(tmp_path), "--no-progress"]) == 2
+    assert "error: Condition 'sac': gymnasium has no env NoSuchEnv-v0" in capsys.readouterr().err
+    assert not (tmp_path / "baselines").exists()
 
 
 def test_summary_statistics():

@@ -186,7 +186,6 @@ def test_mismatched_spaces_name_both_shapes(tmp_path):
         (lambda: latent_transfer(Path("missing.pt"), "Pendulum-v1"), "No action generator at missing.pt"),
         (lambda: LatentSAC("Pendulum-v1", generator_mode="finetune"), "action_generator="),
         (lambda: LatentSAC("Pendulum-v1", generator_mode="copy"), "generator_mode must be one of"),
-        (lambda: LatentSAC("Pendulum-v1", generator_mode="train", train_generator=False), "contradicts"),
         (
             lambda: LatentSAC(
                 "Pendulum-v1", action_generator=source_model(), generator_mode="frozen", actor_trains_generator=True

@@ -22,6 +22,8 @@ action box ``[-tanh(c), tanh(c)]^d`` with ``c = latent_gain * b - residual_bound
 whatever data the generator was fitted on: the generator can shape *where* the prior's mass lands
 (the skill), but it cannot lose support. With the defaults (b = 2, gain 1.5, bound 0.5) that box is
 ``[-0.987, 0.987]^d``. ``decoder="mlp"`` is the plain CVAE decoder of the poster and of PLAS.
+``decoder="identity"`` decodes a = clip(z, -1, 1) and has nothing to learn but its noise: with
+``latent_bound=1`` LatentSAC is then SAC itself (the rung from which the latent ablation starts).
 """
 
 from __future__ import annotations
@@ -48,7 +50,9 @@ LATENT_LOG_STD_MIN = -8.0
 LATENT_LOG_STD_MAX = 2.0
 
 PRIORS = ("standard", "learned")
-DECODERS = ("residual", "mlp")
+DECODERS = ("residual", "mlp", "identity")
+# Decoders that map each latent axis onto one action axis.
+AXIS_DECODERS = ("residual", "identity")
 _FORMAT_VERSION = 1
 
 
@@ -94,22 +98,16 @@ class ActionGenerator(nn.Module):
         residual_bound: float = 0.5,
     ):
         super().__init__()
-        if latent_dim is None:
-            latent_dim = action_dim
-        if isinstance(latent_dim, bool) or not isinstance(latent_dim, (int, np.integer)) or latent_dim <= 0:
-            raise UserInputError(
-                f"latent_dim must be a positive integer, got {latent_dim!r}. "
-                "Pass e.g. policy_kwargs=dict(latent_dim=6), or leave it out to use the action dimension."
-            )
+        latent_dim = resolve_latent_dim(latent_dim, action_dim)
         if int(action_dim) <= 0:
             raise UserInputError(f"action_dim must be a positive integer, got {action_dim!r}.")
         if prior not in PRIORS:
             raise UserInputError(f"prior must be one of {PRIORS}, got {prior!r}.")
         if decoder not in DECODERS:
             raise UserInputError(f"decoder must be one of {DECODERS}, got {decoder!r}.")
-        if decoder == "residual" and int(latent_dim) != int(action_dim):
+        if decoder in AXIS_DECODERS and int(latent_dim) != int(action_dim):
             raise UserInputError(
-                f"decoder='residual' maps each latent axis to one action axis, so it needs latent_dim == action_dim "
+                f"decoder={decoder!r} maps each latent axis to one action axis, so it needs latent_dim == action_dim "
                 f"(got latent_dim={latent_dim}, action_dim={action_dim}). Leave latent_dim out, or use decoder='mlp'."
             )
         if latent_gain <= 0 or residual_bound < 0:
@@ -132,9 +130,12 @@ class ActionGenerator(nn.Module):
             *create_mlp(self.obs_dim + self.action_dim, 2 * self.latent_dim, self.net_arch, activation_fn)
         )
         # g(a|s,z): mean network; the log-std is a learned state-independent vector (clamped)
-        self.decoder_net = nn.Sequential(
-            *create_mlp(self.obs_dim + self.latent_dim, self.action_dim, self.net_arch, activation_fn)
+        decoder_layers = (
+            []
+            if decoder == "identity"
+            else create_mlp(self.obs_dim + self.latent_dim, self.action_dim, self.net_arch, activation_fn)
         )
+        self.decoder_net = nn.Sequential(*decoder_layers)
         self.decoder_log_std = nn.Parameter(th.full((self.action_dim,), -1.0))
         if decoder == "residual":
             # Start as the identity skeleton tanh(latent_gain * z): the warp is learned from zero.
@@ -156,6 +157,8 @@ class ActionGenerator(nn.Module):
 
     def decode(self, obs: th.Tensor, latent: th.Tensor) -> th.Tensor:
         """Mean of g(a|s,z), in [-1, 1]."""
+        if self.decoder == "identity":
+            return latent.clamp(-1.0, 1.0)
         out = self.decoder_net(th.cat([obs, latent], dim=1))
         if self.decoder == "residual":
             out = self.latent_gain * latent + self.residual_bound * th.tanh(out)
@@ -194,6 +197,43 @@ class ActionGenerator(nn.Module):
 
     def forward(self, obs: th.Tensor, latent: th.Tensor, deterministic: bool = False) -> th.Tensor:
         return self.sample_actions(obs, latent, deterministic)
+
+    # ------------------------------------------------------------------ the generator's own loss
+    def loss(self, obs: th.Tensor, actions: th.Tensor, kl_weight: float) -> tuple[th.Tensor, th.Tensor]:
+        """
+        The negative ELBO on (s, a) pairs (poster, Figure 2): -J = -E_q[log g(a|s,z)] + beta KL(q(z|s,a) || p(z|s)).
+
+        The generator owns its loss, so ``LatentSAC.train`` calls this one method whatever the generator is. It draws
+        the encoder's noise eps ~ N(0, I) from torch's global random stream.
+
+        :param obs: Observations, as ``LatentSACPolicy.generator_input`` returns them
+        :param actions: Actions scaled to [-1, 1] (the replay buffer's)
+        :param kl_weight: beta, the weight of the KL summed over latent dimensions
+        :return: the loss to minimise, and the detached (reconstruction loss, KL) pair for logging
+        """
+        # z ~ q(z|s,a), reparameterised: z = mu_q + sigma_q * eps
+        z_mean, z_log_std = self.encode(obs, actions)
+        z_q = z_mean + z_log_std.exp() * th.randn((actions.shape[0], self.latent_dim), device=actions.device)
+        # -E_q[log g(a|s,z)]: Gaussian on the scaled action, tanh-bounded mean, learned state-independent log-std;
+        # finite at a = +-1 where a tanh-Gaussian's atanh(a) is not.
+        decoder_log_std = self.decoder_log_std_clamped()
+        error = (actions - self.decode(obs, z_q)) * th.exp(-decoder_log_std)
+        reconstruction_loss = (0.5 * error.pow(2) + decoder_log_std).sum(dim=1).mean() + gaussian_log_prob_const(
+            self.action_dim
+        )
+        # KL(q(z|s,a) || p(z|s)) between diagonal Gaussians, summed over latent dims
+        if self.prior_net is None:  # p(z) = N(0, I): the closed form with mu_p = 0, sigma_p = 1
+            kl = 0.5 * ((2.0 * z_log_std).exp() + z_mean.pow(2)) - z_log_std - 0.5
+        else:  # learned p(z|s)
+            prior_mean, prior_log_std = self.prior_distribution(obs)
+            kl = (
+                prior_log_std
+                - z_log_std
+                + 0.5 * ((2.0 * z_log_std).exp() + (z_mean - prior_mean).pow(2)) * th.exp(-2.0 * prior_log_std)
+                - 0.5
+            )
+        kl_loss = kl.sum(dim=1).mean()
+        return reconstruction_loss + kl_weight * kl_loss, th.stack([reconstruction_loss.detach(), kl_loss.detach()])
 
     # ------------------------------------------------------------------ architecture, checks, save/load
     def architecture(self) -> dict[str, Any]:
@@ -240,6 +280,18 @@ class ActionGenerator(nn.Module):
         generator = cls(**kwargs)
         generator.load_state_dict(saved["state_dict"])
         return generator.to(device)
+
+
+def resolve_latent_dim(latent_dim: Any, action_dim: int) -> int:
+    """``latent_dim``, or the action dimension where it is ``None``; refuses anything but a positive integer."""
+    if latent_dim is None:
+        return int(action_dim)
+    if isinstance(latent_dim, bool) or not isinstance(latent_dim, (int, np.integer)) or latent_dim <= 0:
+        raise UserInputError(
+            f"latent_dim must be a positive integer, got {latent_dim!r}. "
+            "Pass e.g. policy_kwargs=dict(latent_dim=6), or leave it out to use the action dimension."
+        )
+    return int(latent_dim)
 
 
 def gaussian_log_prob_const(dim: int) -> float:

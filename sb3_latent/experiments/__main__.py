@@ -66,42 +66,34 @@ def main(argv: list[str] | None = None) -> int:
     # Heavy imports (torch, rl-zoo3) only once the command line is valid.
     from sb3_latent.errors import UserInputError
     from sb3_latent.experiments.backends import execute, make_backend
-    from sb3_latent.experiments.plan import experiment_dir, pending_conditions, plan_runs
+    from sb3_latent.experiments.plan import plan_runs
     from sb3_latent.experiments.report import write_report
+    from sb3_latent.experiments.runs import experiment_dir
 
     seeds = args.seeds or budget.seeds
     n_timesteps = args.timesteps or budget.n_timesteps
     threshold = budget.threshold if args.threshold is None else args.threshold
     conditions = experiment.with_sources(args.conditions) if args.conditions else list(experiment.conditions)
-    # Checked for every condition: the figure shows every condition of the experiment that has runs.
-    pending = pending_conditions(experiment, list(experiment.conditions))
-    runnable = [condition for condition in conditions if condition.name not in pending]
-    specs = plan_runs(experiment, budget, seeds, args.folder, runnable, args.timesteps)
     out = experiment_dir(args.folder, experiment)
-    print(
-        f"{experiment.name} ({experiment.figure}), budget {budget.name}: {len(runnable)} conditions x {seeds} seeds = "
-        f"{len(specs)} runs of {n_timesteps:,} steps -> {out}"
-    )
-    requested_pending = {condition.name: pending[condition.name] for condition in conditions if condition.name in pending}
-    for name, reason in requested_pending.items():
-        print(f"pending   {name}: {reason}")
-
     results = {}
-    if not args.plot_only:
-        try:
+    try:
+        specs = plan_runs(experiment, budget, seeds, args.folder, conditions, args.timesteps)
+        print(
+            f"{experiment.name} ({experiment.figure}), budget {budget.name}: {len(conditions)} conditions x {seeds} seeds "
+            f"= {len(specs)} runs of {n_timesteps:,} steps -> {out}"
+        )
+        if not args.plot_only:
             results = execute(
                 specs, lambda: make_backend(args.backend, args.workers, args.address), show_progress=not args.no_progress
             )
-        except UserInputError as error:
-            print(f"error: {error}", file=sys.stderr)
-            return 2
-        except KeyboardInterrupt:
-            print("\ninterrupted: run the same command again to resume each run from its last checkpoint.", file=sys.stderr)
-            return 130
+    except UserInputError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("\ninterrupted: run the same command again to resume each run from its last checkpoint.", file=sys.stderr)
+        return 130
 
-    paths = write_report(
-        args.folder, experiment, list(experiment.conditions), seeds, n_timesteps, threshold, budget.name, pending
-    )
+    paths = write_report(args.folder, experiment, list(experiment.conditions), seeds, n_timesteps, threshold, budget.name)
     print(paths["summary_md"].read_text())
     for label, path in paths.items():
         print(f"{label:<12} {path}")
@@ -109,11 +101,8 @@ def main(argv: list[str] | None = None) -> int:
     for key, result in failed.items():
         print(f"failed    {key}: {result.message} (see {out / 'runs' / key / 'error.txt'})", file=sys.stderr)
     counts = {status: sum(r.status == status for r in results.values()) for status in ("done", "skipped", "failed")}
-    print(
-        f"runs: {counts['done']} trained, {counts['skipped']} already finished, {counts['failed']} failed, "
-        f"{len(requested_pending)} conditions pending"
-    )
-    return 1 if failed or requested_pending else 0
+    print(f"runs: {counts['done']} trained, {counts['skipped']} already finished, {counts['failed']} failed")
+    return 1 if failed else 0
 
 
 if __name__ == "__main__":

@@ -19,7 +19,8 @@ from typing import Any, Protocol
 
 from sb3_latent.errors import UserInputError
 from sb3_latent.experiments.plan import dependency
-from sb3_latent.experiments.runner import RunResult, RunSpec, is_finished, progress_of, read_json, run_one
+from sb3_latent.experiments.runner import run_one
+from sb3_latent.experiments.runs import RunResult, RunSpec, finished_result, is_finished, progress_of
 
 # Every worker (and its children) uses one torch/BLAS thread: on a shared 2-core machine, torch's default of one
 # thread per core slows a SAC update down many times while another process holds the other core.
@@ -138,11 +139,6 @@ def make_backend(name: str, workers: int | None, address: str | None) -> Backend
     if name == "ray":
         return RayBackend(address, workers)
     raise UserInputError(f"unknown backend {name!r}: use local or ray.")
-
-
-def finished_result(spec: RunSpec) -> RunResult:
-    status = read_json(spec.path / "status.json") or {}
-    return RunResult(spec.key, "skipped", int(status.get("num_timesteps", 0)), float(status.get("wall_time_s", 0.0)))
 
 
 def execute(

@@ -20,7 +20,7 @@ from stable_baselines3.common.evaluation import evaluate_policy
 from stable_baselines3.common.vec_env import VecEnv, sync_envs_normalization
 
 from sb3_latent.experiments.checkpoints import save_checkpoint
-from sb3_latent.experiments.runner import (
+from sb3_latent.experiments.runs import (
     EVALUATION_COLUMNS,
     EVALUATIONS_FILE,
     PROGRESS_PERIOD,

@@ -8,11 +8,9 @@ A checkpoint folder has rl-zoo3's layout, so rl-zoo3's own loader (``ExperimentM
     checkpoint/replay_buffer.npz           the filled part of the replay buffer (off-policy algorithms)
     checkpoint/state.json                  num_timesteps, wall time, ... of this checkpoint
 
-The replay buffer is stored compactly: only its filled rows, oldest first. SB3's
-``save_replay_buffer`` pickles the whole preallocated array (about 300 MB for HalfCheetah's 1M
-buffer even when it holds 5k transitions), which would make frequent checkpoints impractical.
-A checkpoint is written to a temporary folder and then swapped in, so an interruption while
-saving leaves the previous checkpoint intact.
+The replay buffer is stored compactly, only its filled rows, by :func:`sb3_latent.zoo_runs.save_replay_buffer`
+(the run-folder reader reads it back). A checkpoint is written to a temporary folder and then swapped in, so an
+interruption while saving leaves the previous checkpoint intact.
 """
 
 from __future__ import annotations
@@ -22,66 +20,13 @@ import shutil
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 from stable_baselines3.common.base_class import BaseAlgorithm
 from stable_baselines3.common.buffers import ReplayBuffer
 
+from sb3_latent.zoo_runs import REPLAY_BUFFER_FILE, save_replay_buffer
+
 CHECKPOINT_DIR = "checkpoint"
 STATE_FILE = "state.json"
-REPLAY_BUFFER_FILE = "replay_buffer.npz"
-# Bookkeeping of ReplayBuffer subclasses that is not per-transition data.
-_META_KEYS = ("pos", "full")
-
-
-def _transition_arrays(buffer: ReplayBuffer) -> dict[str, np.ndarray]:
-    """Every per-transition array of the buffer (first axis = buffer_size), dict observations flattened."""
-    arrays: dict[str, np.ndarray] = {}
-    for name, value in vars(buffer).items():
-        if isinstance(value, np.ndarray) and value.ndim >= 1 and value.shape[0] == buffer.buffer_size:
-            arrays[name] = value
-        elif isinstance(value, dict) and value and all(isinstance(v, np.ndarray) for v in value.values()):
-            for key, array in value.items():
-                if array.shape[0] == buffer.buffer_size:
-                    arrays[f"{name}/{key}"] = array
-    return arrays
-
-
-def save_replay_buffer(buffer: ReplayBuffer, path: Path) -> int:
-    """Save the filled rows of ``buffer``, oldest first. Returns the number of rows saved."""
-    if buffer.optimize_memory_usage:
-        raise NotImplementedError("compact checkpoints do not support optimize_memory_usage=True replay buffers")
-    size = buffer.buffer_size if buffer.full else buffer.pos
-    order = (np.arange(size) + buffer.pos) % buffer.buffer_size if buffer.full else np.arange(size)
-    rows = {name: array[order] for name, array in _transition_arrays(buffer).items()}
-    with open(path, "wb") as file:
-        np.savez(file, **rows)  # type: ignore[arg-type]
-    return size
-
-
-def restore_replay_buffer(buffer: ReplayBuffer, path: Path) -> int:
-    """Fill ``buffer`` (freshly built, empty) with the rows saved at ``path``. Returns the number of rows.
-
-    The buffer may be larger than the saved one (it keeps all rows) or smaller (it keeps the newest
-    rows, as the smaller buffer would have).
-    """
-    arrays = _transition_arrays(buffer)
-    with np.load(path) as saved:
-        names = set(saved.files)
-        if names != set(arrays):
-            raise ValueError(
-                f"{path} holds replay-buffer fields {sorted(names)}, but this model's buffer has {sorted(arrays)}: "
-                "the checkpoint was written by another algorithm or buffer class."
-            )
-        n_saved = saved[next(iter(names))].shape[0] if names else 0
-        keep = min(n_saved, buffer.buffer_size)
-        for name, array in arrays.items():
-            rows = saved[name][n_saved - keep :]
-            if rows.shape[1:] != array.shape[1:]:
-                raise ValueError(f"{path}: field {name} has rows of shape {rows.shape[1:]}, the buffer {array.shape[1:]}.")
-            array[:keep] = rows
-    buffer.pos = keep % buffer.buffer_size
-    buffer.full = keep == buffer.buffer_size
-    return keep
 
 
 def read_state(run_dir: Path) -> dict[str, Any] | None:

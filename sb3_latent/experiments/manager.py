@@ -20,27 +20,18 @@ from typing import Any
 
 import gymnasium as gym
 import rl_zoo3.exp_manager as zoo_exp_manager
-import yaml
 from rl_zoo3.exp_manager import ExperimentManager
 from rl_zoo3.utils import ALGOS
 from stable_baselines3.common.base_class import BaseAlgorithm
 from stable_baselines3.common.vec_env import VecEnv
 
-from sb3_latent.experiments.checkpoints import REPLAY_BUFFER_FILE, restore_replay_buffer
-from sb3_latent.experiments.runner import RunSpec, check_settings
+from sb3_latent.experiments.runs import RunSpec, check_settings
 from sb3_latent.experiments.specs import MergeDict, TargetEntropyScale
-from sb3_latent.experiments.transfers import TRANSFERS, PendingDependency
-from sb3_latent.zoo import resolve_config
+from sb3_latent.experiments.transfers import TRANSFERS
+from sb3_latent.zoo import zoo_config
+from sb3_latent.zoo_runs import RunFolder, load_replay_buffer
 
 MODES = ("scratch", "resume", "transfer")
-
-
-def zoo_config(algo: str, env_id: str) -> str:
-    """The YAML rl-zoo3 reads for (algo, env_id) with sb3-latent installed: ours if it lists env_id, else rl-zoo3's."""
-    zoo_root = Path(str(zoo_exp_manager.__file__)).resolve().parent
-    zoo_hyperparams = zoo_root / "hyperparams" if (zoo_root / "hyperparams").is_dir() else zoo_root.parent / "hyperparams"
-    zoo_default = str(zoo_hyperparams / f"{algo}.yml")
-    return resolve_config(algo, env_id, zoo_default, zoo_default)
 
 
 def as_dict(value: Any) -> dict[str, Any]:
@@ -77,15 +68,6 @@ class RunManager(ExperimentManager):
         if mode not in MODES:
             raise ValueError(f"mode must be one of {MODES}, got {mode!r}")
         condition = spec.condition
-        if condition.algo not in ALGOS:
-            raise PendingDependency(
-                f"rl-zoo3 has no --algo {condition.algo} (sb3_latent.zoo.ALGORITHMS does not list it yet)."
-            )
-        config = zoo_config(condition.algo, condition.env_id)
-        with open(config) as file:
-            entries = yaml.safe_load(file) or {}
-        if condition.env_id not in entries and "default" not in entries:
-            raise PendingDependency(f"{config} has no entry for {condition.env_id}.")
         self.spec = spec
         self.mode = mode
         # What rl-zoo3 saves as args.yml.
@@ -116,7 +98,7 @@ class RunManager(ExperimentManager):
             trained_agent=trained_agent,
             seed=segment_seed,
             verbose=1,
-            config=config,
+            config=zoo_config(condition.algo, condition.env_id),  # plan_runs checked that it has an entry
         )
         # A stable folder: rl-zoo3 would open <env>_<last id + 1> on each call.
         self.save_path = str(spec.save_path)
@@ -147,9 +129,10 @@ class RunManager(ExperimentManager):
     def _load_pretrained_agent(self, hyperparams: dict[str, Any], env: VecEnv) -> BaseAlgorithm:
         if self.mode == "resume":
             model = super()._load_pretrained_agent(hyperparams, env)
-            buffer_path = Path(self.trained_agent).parent / REPLAY_BUFFER_FILE
-            if buffer_path.is_file():
-                restore_replay_buffer(model.replay_buffer, buffer_path)  # type: ignore[attr-defined]
+            # A checkpoint folder has rl-zoo3's layout, with our compact replay buffer.
+            buffer_path = RunFolder(str(Path(self.trained_agent).parent)).replay_buffer_path()
+            if buffer_path is not None:
+                load_replay_buffer(model, buffer_path)  # type: ignore[arg-type]
             return model
         spec, source = self.spec, self.spec.condition.source
         assert spec.source is not None and source is not None
@@ -166,5 +149,4 @@ class RunManager(ExperimentManager):
                 **{**hyperparams, **extra},
             )
 
-        hook = TRANSFERS[source.transfer].load()
-        return hook(spec.source, env, make_model, self.seed, **dict(source.kwargs))
+        return TRANSFERS[source.transfer](spec.source, env, make_model, self.seed, **dict(source.kwargs))

@@ -7,7 +7,7 @@ does. The models take turns, :data:`CHUNK` env steps each; every generator updat
 that makes it, so the generator fits the (s, a) pairs of every task while seeing states only, never a task id.
 
 Each task is a run of its own, built, checkpointed, evaluated and resumed like any other
-(:func:`~sb3_latent.experiments.runner.open_segment`): the condition's own task in the run folder itself, whose
+(:func:`~sb3_latent.experiments.segments.open_segment`): the condition's own task in the run folder itself, whose
 model is the one later transfers load, the others in ``<run>/tasks/<task>/``. On resume, every task model comes
 back from its checkpoint (the same step multiples for all, since they advance together) and shares the
 generator, and the generator's optimiser, of the condition's own task again.
@@ -18,7 +18,10 @@ from __future__ import annotations
 import dataclasses
 
 from sb3_latent.errors import UserInputError
-from sb3_latent.experiments.runner import RunResult, RunSpec, Segment, close_segment, open_segment, release_segment
+from sb3_latent.experiments.runs import RunResult, RunSpec
+from sb3_latent.experiments.segments import Segment, close_segment, open_segment, release_segment
+from sb3_latent.latent_sac import LatentSAC
+from sb3_latent.transfer.latent import take_turns, task_name
 
 # Env steps each model takes before the next one's turn (train_multitask_generator's default).
 CHUNK = 1_000
@@ -26,8 +29,6 @@ CHUNK = 1_000
 
 def task_runs(spec: RunSpec) -> list[RunSpec]:
     """The run of each task: ``spec`` itself for the condition's task, then one per ``multitask`` entry."""
-    from sb3_latent.transfer.latent import task_name
-
     runs = [spec]
     for index, (env_id, env_kwargs) in enumerate(spec.condition.multitask, start=1):
         name = task_name((env_id, env_kwargs))
@@ -49,8 +50,6 @@ def task_runs(spec: RunSpec) -> list[RunSpec]:
 
 def train_multitask(spec: RunSpec) -> RunResult:
     """Train every task of ``spec`` to ``spec.n_timesteps`` env steps each, in turns, with one shared generator."""
-    from sb3_latent.latent_sac import LatentSAC
-
     segments: list[Segment] = []
     try:
         for run in task_runs(spec):
@@ -65,10 +64,7 @@ def train_multitask(spec: RunSpec) -> RunResult:
         first, *others = models
         for model in others:
             model.share_action_generator(first)
-        while any(segment.remaining_steps > 0 for segment in segments):
-            for segment in segments:
-                if segment.remaining_steps > 0:
-                    segment.learn(min(CHUNK, segment.remaining_steps))
+        take_turns(segments, lambda segment: segment.remaining_steps, Segment.learn, CHUNK)
         # The condition's own run last: its status.json marks the whole multi-task run finished.
         results = [close_segment(segment) for segment in reversed(segments)]
     finally:

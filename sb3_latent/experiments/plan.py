@@ -9,72 +9,41 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from sb3_latent.experiments.runner import RunSpec
+import gymnasium as gym
+import yaml
+from rl_zoo3.utils import ALGOS
+
+from sb3_latent.errors import UserInputError
+from sb3_latent.experiments.runs import RunSpec, run_dir
 from sb3_latent.experiments.specs import Budget, Condition, Experiment
-from sb3_latent.experiments.transfers import TRANSFERS, SourceRun, missing
+from sb3_latent.experiments.transfers import TRANSFERS
+from sb3_latent.zoo import register, zoo_config
+from sb3_latent.zoo_runs import RunFolder
 
 
-def experiment_dir(root: str | Path, experiment: Experiment) -> Path:
-    return Path(root) / experiment.name
-
-
-def run_dir(root: str | Path, experiment: Experiment, condition: str, seed: int) -> Path:
-    return experiment_dir(root, experiment) / "runs" / condition / f"seed{seed}"
-
-
-def _algo_missing(condition: Condition) -> str | None:
-    import gymnasium as gym
-    import yaml
-    from rl_zoo3.utils import ALGOS
-
-    from sb3_latent.zoo import our_config, register
-
-    register()
-    if condition.env_id not in gym.registry:
-        return f"gymnasium has no env {condition.env_id}."
+def check_condition(condition: Condition) -> None:
+    """Refuse, before anything trains, a condition whose env, algorithm, YAML entry or transfer hook is unknown."""
+    register()  # our envs, algorithms and YAMLs, also where the start-up hook is not installed
+    what = f"Condition {condition.name!r}"
+    for env_id in (condition.env_id, *(env_id for env_id, _ in condition.multitask)):
+        if env_id not in gym.registry:
+            raise UserInputError(f"{what}: gymnasium has no env {env_id}. Use a registered id, e.g. HalfCheetah-v4.")
     if condition.algo not in ALGOS:
-        return f"rl-zoo3 has no --algo {condition.algo} (not registered in sb3_latent.zoo.ALGORITHMS yet)."
-    if our_config(condition.algo, condition.env_id) is not None:
-        return None
-    import rl_zoo3
-
-    zoo_root = Path(rl_zoo3.__file__).parent
-    zoo_yaml = (zoo_root if (zoo_root / "hyperparams").is_dir() else zoo_root.parent) / "hyperparams" / f"{condition.algo}.yml"
-    if not zoo_yaml.is_file():
-        return (
-            f"no hyperparameters for {condition.algo} on {condition.env_id}: our hyperparams/{condition.algo}.yml "
-            f"has no entry for it (or does not exist yet) and rl-zoo3 ships none for {condition.algo}."
+        raise UserInputError(
+            f"{what}: rl-zoo3 has no --algo {condition.algo}. Use one of {', '.join(sorted(ALGOS))}, or register it in "
+            "sb3_latent.zoo.ALGORITHMS."
         )
-    entries = yaml.safe_load(zoo_yaml.read_text()) or {}
+    if condition.source is not None and condition.source.transfer not in TRANSFERS:
+        raise UserInputError(
+            f"{what}: unknown transfer hook {condition.source.transfer!r}. Use one of {', '.join(TRANSFERS)}."
+        )
+    config = zoo_config(condition.algo, condition.env_id)  # refuses our algorithms on ids our YAML lacks
+    with open(config) as file:
+        entries = yaml.safe_load(file) or {}
     if condition.env_id not in entries and "default" not in entries:
-        return f"neither our hyperparams/{condition.algo}.yml nor rl-zoo3's has an entry for {condition.env_id}."
-    return None
-
-
-def pending_conditions(experiment: Experiment, conditions: list[Condition]) -> dict[str, str]:
-    """Condition name -> why it cannot run yet (missing algorithm, YAML entry, transfer function, source)."""
-    import gymnasium as gym
-
-    reasons: dict[str, str] = {}
-    for condition in conditions:  # declaration order: a source is checked before its targets
-        reason = _algo_missing(condition)
-        for env_id, _ in condition.multitask:
-            if reason is None and env_id not in gym.registry:
-                reason = f"gymnasium has no env {env_id} (one of its multitask tasks)."
-        for requirement in condition.requires:
-            reason = reason or missing(requirement)
-        if reason is None and condition.source is not None:
-            hook = TRANSFERS.get(condition.source.transfer)
-            if hook is None:
-                reason = f"unknown transfer hook {condition.source.transfer!r} (known: {', '.join(TRANSFERS)})."
-            else:
-                for requirement in hook.requires:
-                    reason = reason or missing(requirement)
-            if reason is None and condition.source.condition in reasons:
-                reason = f"its source condition {condition.source.condition!r} is pending."
-        if reason is not None:
-            reasons[condition.name] = reason
-    return reasons
+        raise UserInputError(
+            f"{what}: {config} has no entry for {condition.env_id}. Add one to a copy of that file, or use another env."
+        )
 
 
 def plan_runs(
@@ -86,6 +55,8 @@ def plan_runs(
     n_timesteps: int | None = None,
 ) -> list[RunSpec]:
     """One RunSpec per (condition, seed), sources first, then seed by seed (early results cover every condition)."""
+    for condition in conditions:
+        check_condition(condition)
     steps = n_timesteps or budget.n_timesteps
     sources = {c.source.condition for c in conditions if c.source is not None}
     specs: list[RunSpec] = []
@@ -95,11 +66,7 @@ def plan_runs(
             if condition.source is not None:
                 source_condition = experiment.condition(condition.source.condition)
                 source_dir = run_dir(root, experiment, source_condition.name, seed)
-                source = SourceRun(
-                    source_condition.algo,
-                    source_condition.env_id,
-                    str(source_dir / source_condition.algo / f"{source_condition.env_id}_1"),
-                )
+                source = RunFolder(str(source_dir / source_condition.algo / f"{source_condition.env_id}_1"))
             specs.append(
                 RunSpec(
                     experiment=experiment.name,

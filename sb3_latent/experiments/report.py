@@ -16,15 +16,13 @@ from __future__ import annotations
 
 import csv
 import math
-import textwrap
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from sb3_latent.experiments.plan import experiment_dir, run_dir
-from sb3_latent.experiments.runner import EVALUATION_COLUMNS, EVALUATIONS_FILE, read_evaluations
+from sb3_latent.experiments.runs import EVALUATION_COLUMNS, EVALUATIONS_FILE, experiment_dir, read_evaluations, run_dir
 from sb3_latent.experiments.specs import Condition, Experiment
 
 CONFIDENCE = 0.95
@@ -171,7 +169,7 @@ def markdown_table(rows: list[dict[str, Any]], threshold: float) -> str:
     return "\n".join(lines)
 
 
-def plot(experiment: Experiment, curves: dict[str, Curves], path: Path, subtitle: str, pending: dict[str, str]) -> None:
+def plot(experiment: Experiment, curves: dict[str, Curves], path: Path, subtitle: str) -> None:
     import matplotlib
 
     matplotlib.use("Agg")
@@ -191,12 +189,7 @@ def plot(experiment: Experiment, curves: dict[str, Curves], path: Path, subtitle
             ax.plot(c.steps, mean, color=color_of[name], label=f"{c.condition.display_name} ({_seeds(len(c.seeds))})")
             if len(c.seeds) > 1:
                 ax.fill_between(c.steps, low, high, color=color_of[name], alpha=0.2, linewidth=0)
-        # Wrapped, so that a long reason stays inside its panel.
-        missing = [
-            textwrap.fill(f"{name}: {pending.get(name, 'no runs')}", width=90, subsequent_indent="  ")
-            for name in panel.conditions
-            if name not in curves
-        ]
+        missing = [f"{name}: no runs" for name in panel.conditions if name not in curves]
         if missing:
             box = {"facecolor": "white", "alpha": 0.8, "edgecolor": "none"}
             ax.text(
@@ -230,7 +223,6 @@ def write_report(
     n_timesteps: int,
     threshold: float,
     budget: str,
-    pending: dict[str, str],
 ) -> dict[str, Path]:
     """Write ``<experiment>.png``, ``summary.md``, ``summary.csv`` and ``evaluations.csv`` (all runs, long format)."""
     out = experiment_dir(root, experiment)
@@ -241,11 +233,10 @@ def write_report(
         if condition.name in curves:
             rows.append(summarize(curves[condition.name], threshold))
         else:
-            status = f"pending: {pending[condition.name]}" if condition.name in pending else "no evaluations yet"
             rows.append(
                 {key: "" for key in SUMMARY_COLUMNS}
                 | {"condition": condition.name, "label": condition.display_name, "algo": condition.algo}
-                | {"env_id": condition.env_id, "status": status}
+                | {"env_id": condition.env_id, "status": "no evaluations yet"}
             )
     subtitle = f"budget {budget}, {n_timesteps:,} steps, mean and {CONFIDENCE:.0%} bootstrap CI over seeds"
     paths = {
@@ -254,7 +245,7 @@ def write_report(
         "summary_csv": out / "summary.csv",
         "evaluations": out / "evaluations.csv",
     }
-    plot(experiment, curves, paths["figure"], subtitle, pending)
+    plot(experiment, curves, paths["figure"], subtitle)
     with open(paths["summary_csv"], "w", newline="") as file:
         writer = csv.DictWriter(file, fieldnames=SUMMARY_COLUMNS)
         writer.writeheader()

@@ -4,8 +4,8 @@ A :class:`Condition` is an algorithm, an env id and hyperparameter overrides on 
 (``hyperparams/<algo>.yml``, or rl-zoo3's own), with optional env kwargs and an optional
 :class:`Source`: the run of another condition (same seed) whose saved model initialises this one
 through a named transfer hook (:mod:`sb3_latent.experiments.transfers`). Nothing here imports an
-algorithm: algorithms are zoo names and transfers are hook names, resolved when a run starts, so an
-experiment can be declared before the code it needs exists (its conditions are then *pending*).
+algorithm: algorithms are zoo names and transfers are hook names, checked when the runs are planned
+(:func:`sb3_latent.experiments.plan.plan_runs`), so importing the configuration stays light.
 
 A :class:`Budget` says how long each run trains and how it is evaluated; it may lower some
 hyperparameters so that short runs still learn (``smoke``, ``quick``). The order of precedence is
@@ -14,6 +14,7 @@ YAML < budget < condition.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -79,7 +80,6 @@ class Condition:
     :param env_kwargs: keyword arguments of the env (train and eval)
     :param source: the run this one starts from, if any
     :param label: legend label (default: ``name``)
-    :param requires: extra ``"module:attribute"`` this condition needs; missing ones make it pending
     :param multitask: other tasks, as ``(env id, env kwargs)``, each trained by its own LatentSAC alongside this
         condition's, all sharing one action generator (poster, Figure 1; see :mod:`sb3_latent.experiments.multitask`).
         This condition's own task is the one evaluated, drawn and transferred from
@@ -92,7 +92,6 @@ class Condition:
     env_kwargs: dict[str, Any] = field(default_factory=dict)
     source: Source | None = None
     label: str | None = None
-    requires: tuple[str, ...] = ()
     multitask: tuple[tuple[str, dict[str, Any]], ...] = ()
 
     @property
@@ -370,7 +369,80 @@ def _prior() -> Experiment:
     )
 
 
+# The latent ablation's four differences between SAC and LatentSAC's defaults (issue "LatentSAC learns as fast as
+# SAC"), each a set of LatentSAC overrides. HalfCheetah has 6 action (= latent) dimensions.
+HALFCHEETAH_DIM = 6
+# SAC's target entropy -d on the unit code u = z / latent_bound, written on z in [-2, 2]^d: -d + d ln 2.
+UNIT_CODE_TARGET_ENTROPY = -HALFCHEETAH_DIM * (1.0 - math.log(2.0))
+# (name, what it adds), in the order the ladder adds them.
+ABLATION_DIFFERENCES = (
+    ("parametrisation", "latent_bound 2, decoder tanh(1.5 z)"),
+    ("entropy", "target entropy -d on z"),
+    ("noise", "decoder noise when acting"),
+    ("elbo", "generator trained by the ELBO"),
+)
+
+
+def _rung_hyperparams(included: set[str]) -> dict[str, Any]:
+    """LatentSAC overrides with exactly the ``included`` differences from SAC (all four: today's defaults)."""
+    policy_kwargs: dict[str, Any] = {}
+    hyperparams: dict[str, Any] = {}
+    if "parametrisation" not in included:
+        policy_kwargs.update(decoder="identity", latent_bound=1.0)
+    elif "entropy" not in included:  # with latent_bound 1 the unit code is z: the two targets coincide
+        hyperparams["target_entropy"] = UNIT_CODE_TARGET_ENTROPY
+    if "noise" not in included:
+        policy_kwargs["decoder_noise"] = False
+    if "elbo" not in included:
+        hyperparams["generator_mode"] = "fixed"
+    if policy_kwargs:
+        hyperparams["policy_kwargs"] = MergeDict(**policy_kwargs)
+    return hyperparams
+
+
+def _latent_ablation() -> Experiment:
+    names = [name for name, _ in ABLATION_DIFFERENCES]
+    conditions = [Condition("sac", "sac", BACKWARD, label="SAC")]
+    ladder = []
+    for index in range(len(names) + 1):
+        included = set(names[:index])
+        name = "rung0-sac-equivalent" if index == 0 else f"rung{index}-{names[index - 1]}"
+        label = "LatentSAC as SAC" if index == 0 else f"+ {ABLATION_DIFFERENCES[index - 1][1]}"
+        if index == len(names):
+            label += " (today's default)"
+        conditions.append(Condition(name, LATENT_SAC, BACKWARD, hyperparams=_rung_hyperparams(included), label=label))
+        ladder.append(name)
+    leave_one_out = []
+    for name, adds in ABLATION_DIFFERENCES[:-1]:  # default minus the ELBO is the last rung but one
+        condition = Condition(
+            f"without-{name}",
+            LATENT_SAC,
+            BACKWARD,
+            hyperparams=_rung_hyperparams(set(names) - {name}),
+            label=f"default without {adds}",
+        )
+        conditions.append(condition)
+        leave_one_out.append(condition.name)
+    return Experiment(
+        name="latent-ablation",
+        title="From SAC to LatentSAC, one difference at a time (HalfCheetahBackward-v4)",
+        figure="LatentSAC parity",
+        conditions=tuple(conditions),
+        panels=(
+            Panel("Ladder: each rung adds one difference", ("sac", *ladder)),
+            Panel("Leave one out: today's default without one difference", ("sac", ladder[-1], *leave_one_out)),
+        ),
+    )
+
+
 EXPERIMENTS: dict[str, Experiment] = {
     experiment.name: experiment
-    for experiment in (_baselines(), _naive_transfer(), _latent_transfer(), _target_entropy(), _prior())
+    for experiment in (
+        _baselines(),
+        _naive_transfer(),
+        _latent_transfer(),
+        _target_entropy(),
+        _prior(),
+        _latent_ablation(),
+    )
 }

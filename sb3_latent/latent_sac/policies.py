@@ -20,7 +20,7 @@ from stable_baselines3.common.type_aliases import PyTorchObs, Schedule
 from stable_baselines3.sac.policies import LOG_STD_MAX, LOG_STD_MIN, Actor, SACPolicy
 from torch import nn
 
-from sb3_latent.common.action_generator import ActionGenerator
+from sb3_latent.common.action_generator import ActionGenerator, resolve_latent_dim
 from sb3_latent.errors import UserInputError
 
 # log(sqrt(2 pi)), spelled as torch.distributions.Normal.log_prob spells it (the same float).
@@ -93,21 +93,14 @@ class LatentActor(Actor):
             residual = self.residual_scale * th.tanh(self.residual_head(latent_pi))
         return mean_actions, log_std, residual
 
-    def sample_latent(self, obs: PyTorchObs, noise: th.Tensor | None = None) -> tuple[th.Tensor, th.Tensor, th.Tensor | None]:
-        """
-        z ~ pi(z|s) (reparameterised), log pi(z|s), and the residual action r(s) (``None`` without the head).
-
-        :param obs: Observations
-        :param noise: The standard normal draw eps of z = latent_bound * tanh(mean + std * eps), shape (batch,
-            latent_dim); ``None`` draws it from torch's global random stream
-        """
+    def sample_latent(self, obs: PyTorchObs) -> tuple[th.Tensor, th.Tensor, th.Tensor | None]:
+        """z ~ pi(z|s) (reparameterised), log pi(z|s), and the residual action r(s) (``None`` without the head)."""
         mean_actions, log_std, residual = self._distribution_and_residual(obs)
         # SB3's SquashedDiagGaussianDistribution.log_prob_from_params written out, the same operations in the same
         # order (the same bits), without building a torch.distributions.Normal, which validates its arguments on
-        # every call (~0.1 ms per call on one CPU core), and with the noise optionally drawn by the caller.
+        # every call (~0.1 ms per call on one CPU core).
         std = log_std.exp()
-        if noise is None:
-            noise = th.empty_like(mean_actions).normal_()
+        noise = th.empty_like(mean_actions).normal_()
         gaussian_latent = mean_actions + noise * std
         unit_latent = th.tanh(gaussian_latent)
         log_prob = (-((gaussian_latent - mean_actions) ** 2) / (2 * std**2) - std.log() - _LOG_SQRT_2PI).sum(dim=1)
@@ -130,7 +123,7 @@ class LatentSACPolicy(SACPolicy):
     :param lr_schedule: Learning rate schedule of the actor and the critic
     :param net_arch: Hidden layers of the latent policy and the critic (as in SAC)
     :param activation_fn: Activation function of the latent policy and the critic
-    :param use_sde: Must stay False (gSDE in latent space is not supported)
+    :param use_sde: Must stay False (gSDE in latent space is not supported; ``LatentSAC`` refuses it)
     :param log_std_init: Initial log-std (gSDE only, kept for SAC compatibility)
     :param use_expln: gSDE only, kept for SAC compatibility
     :param clip_mean: gSDE only, kept for SAC compatibility
@@ -146,9 +139,12 @@ class LatentSACPolicy(SACPolicy):
     :param generator_net_arch: Hidden layers of the encoder, decoder and learned prior (default ``[64, 64]``)
     :param generator_activation_fn: Activation function of the generator networks
     :param prior: ``"standard"`` (p(z) = N(0, I)) or ``"learned"`` (p(z|s))
-    :param decoder: ``"residual"`` (support-preserving, default) or ``"mlp"`` (plain CVAE decoder)
+    :param decoder: ``"residual"`` (support-preserving, default), ``"mlp"`` (plain CVAE decoder) or ``"identity"``
+        (a = clip(z, -1, 1): with ``latent_bound=1``, SAC's own parametrisation)
     :param latent_gain: Slope of the identity part of the residual decoder
     :param residual_bound: Bound on the learned part of the residual decoder's pre-tanh mean
+    :param decoder_noise: Whether acting samples a ~ g(a|s,z) (default, the poster's ancestral sampling) or takes the
+        decoder mean g_mean(s, z), so that z ~ pi(z|s) alone explores
     :param residual_scale: Bound of the residual action the latent policy adds to the decoded action, on SB3's
         [-1, 1] action scale (``None``: no residual head). Set by ``LatentSAC`` from ``generator_mode="residual"``
         and its ``residual_scale`` argument, not by hand
@@ -184,33 +180,16 @@ class LatentSACPolicy(SACPolicy):
         latent_gain: float = 1.5,
         residual_bound: float = 0.5,
         residual_scale: float | None = None,
+        decoder_noise: bool = True,
     ):
-        if not isinstance(observation_space, spaces.Box):
-            raise UserInputError(
-                f"LatentSAC needs a Box observation space (the action generator reads flat vectors), got {observation_space}. "
-                "Flatten dict observations with gymnasium.wrappers.FlattenObservation."
-            )
-        if not isinstance(action_space, spaces.Box):
-            raise UserInputError(f"LatentSAC needs a continuous (Box) action space, got {action_space}.")
-        if use_sde:
-            raise UserInputError("LatentSAC does not support gSDE (use_sde=True) yet: leave use_sde=False.")
-        action_dim = get_action_dim(action_space)
-        if latent_dim is None:
-            latent_dim = action_dim
-        if isinstance(latent_dim, bool) or not isinstance(latent_dim, (int, np.integer)) or latent_dim <= 0:
-            raise UserInputError(
-                f"latent_dim must be a positive integer, got {latent_dim!r}. "
-                "Pass e.g. policy_kwargs=dict(latent_dim=6), or leave it out to use the action dimension."
-            )
+        # The spaces, use_sde and residual_scale are LatentSAC's arguments, checked there (LatentSAC._check_options).
+        latent_dim = resolve_latent_dim(latent_dim, get_action_dim(action_space))
         if latent_bound <= 0:
             raise UserInputError(f"latent_bound must be > 0, got {latent_bound}.")
-        if residual_scale is not None and not 0 < residual_scale <= 2:
-            raise UserInputError(
-                f"residual_scale must be in (0, 2] (a bound on SB3's [-1, 1] action scale), got {residual_scale}."
-            )
         self.residual_scale = None if residual_scale is None else float(residual_scale)
+        self.decoder_noise = bool(decoder_noise)
         # Attributes read by make_actor() and _build(), which SACPolicy.__init__ calls.
-        self.latent_dim = int(latent_dim)
+        self.latent_dim = latent_dim
         self.latent_bound = float(latent_bound)
         self.latent_space = spaces.Box(-1.0, 1.0, (self.latent_dim,), dtype=np.float32)
         self.generator_kwargs: dict[str, Any] = dict(
@@ -277,13 +256,14 @@ class LatentSACPolicy(SACPolicy):
         self.generator_kwargs = generator_constructor_kwargs(generator)
         self.action_generator = generator.to(self.device)
 
-    def generator_policy_kwargs(self) -> dict[str, Any]:
-        """The generator's shape as ``policy_kwargs`` entries (what save/load needs to rebuild it)."""
-        return {_GENERATOR_KWARG_NAMES.get(name, name): value for name, value in self.generator_kwargs.items()}
-
     def _get_constructor_parameters(self) -> dict[str, Any]:
         data = super()._get_constructor_parameters()
-        data.update(latent_bound=self.latent_bound, residual_scale=self.residual_scale, **self.generator_policy_kwargs())
+        data.update(
+            latent_bound=self.latent_bound,
+            residual_scale=self.residual_scale,
+            decoder_noise=self.decoder_noise,
+            **generator_policy_kwargs(self.action_generator),
+        )
         return data
 
     def generator_input(self, obs: PyTorchObs) -> th.Tensor:
@@ -293,13 +273,15 @@ class LatentSACPolicy(SACPolicy):
 
     def _predict(self, observation: PyTorchObs, deterministic: bool = False) -> th.Tensor:
         # Ancestral sampling (poster, Figure 3): z ~ pi(z|s), then a ~ g(a|s,z); means when deterministic.
+        # Without decoder_noise the decoder mean is used even when z is sampled.
         latent, residual = self.actor.latent_and_residual(observation, deterministic)
         generator_obs = self.generator_input(observation)
+        mean_action = deterministic or not self.decoder_noise
         if residual is None:
-            return self.action_generator.sample_actions(generator_obs, latent, deterministic)
+            return self.action_generator.sample_actions(generator_obs, latent, mean_action)
         # Residual mode: a = clip(g_mean(s, z) + sigma_g eps + r(s), -1, 1), one clip for noise and residual.
         actions = self.action_generator.decode(generator_obs, latent) + residual
-        if not deterministic:
+        if not mean_action:
             actions = actions + th.randn_like(actions) * self.action_generator.decoder_log_std_clamped().exp()
         return actions.clamp(-1.0, 1.0)
 
@@ -311,6 +293,20 @@ class LatentSACPolicy(SACPolicy):
             return
         super().set_training_mode(mode)
         self.action_generator.train(mode)
+
+
+def check_spaces(observation_space: spaces.Space, action_space: spaces.Space) -> None:
+    """Refuse the spaces LatentSAC cannot train on, naming what to use instead."""
+    if not isinstance(action_space, spaces.Box):
+        raise UserInputError(
+            f"LatentSAC needs a continuous (Box) action space, got {action_space}. The latent codes are decoded into "
+            "continuous actions; for discrete actions use an algorithm such as DQN or PPO."
+        )
+    if not isinstance(observation_space, spaces.Box):
+        raise UserInputError(
+            f"LatentSAC needs a Box observation space (the action generator reads flat vectors), got {observation_space}. "
+            "Flatten dict observations with gymnasium.wrappers.FlattenObservation."
+        )
 
 
 # ActionGenerator constructor argument -> LatentSACPolicy's policy_kwargs name, where they differ.

@@ -22,7 +22,6 @@ from sb3_latent.transfer.latent import (
 from sb3_latent.transfer.naive import (
     WARMUPS,
     PolicyWarmup,
-    SourceRun,
     base_algorithm,
     finetune,
     load_source_run,
@@ -31,6 +30,7 @@ from sb3_latent.transfer.naive import (
     reset_entropy_coefficient,
     with_policy_warmup,
 )
+from sb3_latent.zoo_runs import SourceRun
 
 __all__ = [
     "TRANSFER_MODES",

@@ -105,7 +105,7 @@ def naive_main(argv: list[str]) -> None:
     from rl_zoo3.utils import get_latest_run_id
 
     from sb3_latent.errors import UserInputError
-    from sb3_latent.transfer.naive import _target_vec_env, finetune, load_source_run
+    from sb3_latent.transfer.naive import _env_wrapper, finetune, load_source_run, make_target_env
     from sb3_latent.zoo import register, set_default_num_threads
 
     register()  # our algorithms in rl-zoo3's ALGOS, for --algo latent_sac
@@ -146,7 +146,7 @@ def naive_main(argv: list[str]) -> None:
             **args.hyperparams,
         )
         # The eval env is built like the target env (the source run's env_wrapper), one env as rl-zoo3's.
-        eval_env = _eval_env(_target_vec_env(run, args.env, args.env_kwargs, 1, model.seed, None), model)
+        eval_env = _eval_env(make_target_env(args.env, args.env_kwargs, 1, model.seed, None, _env_wrapper(run)), model)
     except UserInputError as error:
         sys.exit(f"error: {error}")
 
@@ -273,10 +273,10 @@ def parse_multitask_args(argv: list[str] | None = None) -> argparse.Namespace:
 def multitask_main(argv: list[str]) -> None:
     from huggingface_sb3 import EnvironmentName
     from rl_zoo3.utils import get_latest_run_id
-    from stable_baselines3.common.env_util import make_vec_env
 
     from sb3_latent.errors import UserInputError
     from sb3_latent.transfer.latent import latent_transfer, run_logger, train_multitask_generator
+    from sb3_latent.transfer.naive import make_target_env
     from sb3_latent.zoo import register, set_default_num_threads
 
     register()
@@ -325,7 +325,7 @@ def multitask_main(argv: list[str]) -> None:
             tensorboard_log=os.path.join(args.tensorboard_log, EnvironmentName(args.target)) if args.tensorboard_log else None,
             **target_kwargs,
         )
-        eval_env = _eval_env(make_vec_env(args.target, seed=target_seed, env_kwargs=args.target_kwargs), model)
+        eval_env = _eval_env(make_target_env(args.target, args.target_kwargs, 1, target_seed, None), model)
     except UserInputError as error:
         sys.exit(f"error: {error}")
 

@@ -19,30 +19,30 @@ from __future__ import annotations
 
 import io
 import os
-import zipfile
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import gymnasium as gym
 import torch as th
-from stable_baselines3.common.base_class import BaseAlgorithm
 from stable_baselines3.common.env_util import make_vec_env
 from stable_baselines3.common.logger import Logger, make_output_format
 from stable_baselines3.common.off_policy_algorithm import OffPolicyAlgorithm
-from stable_baselines3.common.save_util import load_from_zip_file
 from stable_baselines3.common.utils import get_latest_run_id
 from stable_baselines3.common.vec_env import VecEnv
 
 from sb3_latent.common.action_generator import ActionGenerator
 from sb3_latent.errors import UserInputError
-from sb3_latent.latent_sac import LatentSAC, LatentSACPolicy
+from sb3_latent.latent_sac import LatentSAC
+from sb3_latent.latent_sac.latent_sac import TRANSFER_MODES
+from sb3_latent.transfer.naive import make_target_env
+from sb3_latent.zoo_runs import read_action_generator
 
-TRANSFER_MODES: tuple[str, ...] = ("frozen", "finetune", "residual")
 # LatentSAC arguments that latent_transfer / train_multitask_generator set themselves.
-_GENERATOR_ARGUMENTS = ("action_generator", "generator_mode", "train_generator")
+_GENERATOR_ARGUMENTS = ("action_generator", "generator_mode")
 
 Task = str | tuple[str, Mapping[str, Any]]
+T = TypeVar("T")
 
 
 def load_generator(
@@ -57,68 +57,7 @@ def load_generator(
         ``{"latent_bound": ...}`` when the source is a model (the box its latent policy queried the decoder in),
         else ``{}``
     """
-    if isinstance(source, ActionGenerator):
-        return source, {}
-    if isinstance(source, LatentSAC):
-        return source.action_generator, {"latent_bound": source.policy.latent_bound}
-    if isinstance(source, BaseAlgorithm):
-        raise UserInputError(
-            f"The source is a {type(source).__name__} model, which has no action generator: latent transfer starts from a "
-            "LatentSAC (or a generator file). For other algorithms use naive transfer, sb3_latent.transfer.finetune."
-        )
-    if isinstance(source, io.IOBase):
-        return ActionGenerator.load(source, device=device), {}
-    path = Path(source)
-    if path.is_dir():
-        from sb3_latent.transfer.naive import load_source_run
-
-        run = load_source_run(path)
-        if not issubclass(run.algorithm_class, LatentSAC):
-            raise UserInputError(
-                f"{path} is a {run.algorithm_class.__name__} run, which has no action generator: latent transfer starts "
-                "from a latent_sac run (or a generator file). For other algorithms use naive transfer."
-            )
-        assert run.model_path is not None
-        path = run.model_path
-    elif not path.is_file():
-        raise UserInputError(
-            f"No action generator at {path}: pass a generator file (model.save_action_generator), a LatentSAC zip, an "
-            "rl-zoo3 latent_sac run folder, a LatentSAC model or an ActionGenerator."
-        )
-    if not _is_sb3_zip(path):
-        return ActionGenerator.load(path, device=device), {}
-    data, _, _ = load_from_zip_file(path, device="cpu")
-    policy_class = (data or {}).get("policy_class")
-    if not (isinstance(policy_class, type) and issubclass(policy_class, LatentSACPolicy)):
-        name = getattr(policy_class, "__name__", policy_class)
-        raise UserInputError(
-            f"{path} holds a model with policy {name}, which has no action generator: latent transfer starts from a "
-            "LatentSAC zip (or a generator file). For other algorithms use naive transfer."
-        )
-    model = LatentSAC.load(path, device=device)
-    return model.action_generator, {"latent_bound": model.policy.latent_bound}
-
-
-def _is_sb3_zip(path: Path) -> bool:
-    # torch.save files are zip archives too; an SB3 model has a top-level "data" member.
-    if not zipfile.is_zipfile(path):
-        return False
-    with zipfile.ZipFile(path) as archive:
-        return "data" in archive.namelist()
-
-
-def _target_env(
-    target_env: str | gym.Env | VecEnv,
-    env_kwargs: Mapping[str, Any] | None,
-    n_envs: int,
-    seed: int | None,
-    monitor_dir: str | None,
-) -> gym.Env | VecEnv:
-    if isinstance(target_env, str):
-        return make_vec_env(target_env, n_envs=n_envs, seed=seed, env_kwargs=dict(env_kwargs or {}), monitor_dir=monitor_dir)
-    if env_kwargs:
-        raise UserInputError("env_kwargs apply to a target env id only; this target env is built already.")
-    return target_env
+    return read_action_generator(source, LatentSAC, device=device)
 
 
 def _check_no_generator_arguments(kwargs: Mapping[str, Any], what: str) -> None:
@@ -166,7 +105,7 @@ def latent_transfer(
     policy_kwargs = dict(latent_sac_kwargs.pop("policy_kwargs", None) or {})
     for key, value in source_policy_kwargs.items():  # the source model's latent_bound, unless given
         policy_kwargs.setdefault(key, value)
-    env = _target_env(target_env, env_kwargs, n_envs, latent_sac_kwargs.get("seed"), monitor_dir)
+    env = make_target_env(target_env, env_kwargs, n_envs, latent_sac_kwargs.get("seed"), monitor_dir)
     # LatentSAC checks the shapes and copies the generator's weights into its own module.
     return LatentSAC(
         policy, env, action_generator=generator, generator_mode=mode, policy_kwargs=policy_kwargs, **latent_sac_kwargs
@@ -248,12 +187,12 @@ def train_multitask_generator(
                 ) from None
         models[name] = model
 
-    # Round-robin over the tasks, chunk env steps each, until every task has had its total.
-    while any(model.num_timesteps < total_timesteps_per_task for model in models.values()):
-        for model in models.values():
-            steps = min(chunk, total_timesteps_per_task - model.num_timesteps)
-            if steps > 0:
-                model.learn(steps, reset_num_timesteps=False, log_interval=log_interval)
+    take_turns(
+        list(models.values()),
+        lambda model: total_timesteps_per_task - model.num_timesteps,
+        lambda model, steps: model.learn(steps, reset_num_timesteps=False, log_interval=log_interval),
+        chunk,
+    )
     for model in models.values():
         flush_log(model)
 
@@ -263,7 +202,20 @@ def train_multitask_generator(
     return generator, models
 
 
-def run_logger(log_dir: str, model: BaseAlgorithm, tb_log_name: str = "LatentSAC") -> Logger:
+def take_turns(learners: Sequence[T], remaining: Callable[[T], int], learn: Callable[[T, int], Any], chunk: int) -> None:
+    """Round-robin over the tasks' learners, ``chunk`` env steps each, until none has steps left.
+
+    The multi-task generator's schedule (poster, Figure 1), here and in the experiments' multi-task runs
+    (:mod:`sb3_latent.experiments.multitask`): the shared generator sees every task's data in turn.
+    """
+    while any(remaining(learner) > 0 for learner in learners):
+        for learner in learners:
+            steps = min(chunk, remaining(learner))
+            if steps > 0:
+                learn(learner, steps)
+
+
+def run_logger(log_dir: str, model: OffPolicyAlgorithm, tb_log_name: str = "LatentSAC") -> Logger:
     """A run's training log: ``progress.csv`` in ``log_dir``, stdout with ``verbose >= 1``, and, where the model has a
     ``tensorboard_log``, TensorBoard events in ``<tensorboard_log>/<tb_log_name>_<n>``, where SB3's ``learn()`` puts
     them (a logger set by ``set_logger`` replaces the one ``learn()`` would make)."""

@@ -24,15 +24,13 @@ import io
 import math
 import pickle
 import types
-from collections.abc import Callable
-from dataclasses import dataclass, field
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any, ClassVar, Literal, cast
 
 import gymnasium as gym
 import numpy as np
 import torch as th
-import yaml
 from gymnasium import spaces
 from stable_baselines3.common.base_class import BaseAlgorithm
 from stable_baselines3.common.buffers import ReplayBuffer
@@ -46,49 +44,12 @@ from stable_baselines3.her.her_replay_buffer import HerReplayBuffer
 
 from sb3_latent.envs import HalfCheetahTask, relabel_rewards, task_of
 from sb3_latent.errors import UserInputError
+from sb3_latent.zoo_runs import SourceRun, env_spec, load_replay_buffer, read_run
 
 Warmup = Literal["policy", "random"]
 WARMUPS: tuple[str, ...] = ("policy", "random")
 # Arguments of finetune() that must not reach SB3's load() through **overrides as well.
 _NAMED_ARGUMENTS = ("env", "seed", "learning_starts")
-
-
-@dataclass
-class SourceRun:
-    """The source model and what its rl-zoo3 run folder says about it.
-
-    :param algorithm_class: the algorithm that saved the model
-    :param model_path: the saved model (``<run>/<env>.zip``); None when a loaded model was given
-    :param model: the loaded model given by the caller; None when a path was given
-    :param algo: rl-zoo3's name of the algorithm (``"sac"``), if known
-    :param env_id: the source task's env id, if known (rl-zoo3's ``<run>/<env>/args.yml``, the model's env, or
-        ``source_env``)
-    :param env_kwargs: the source task's env kwargs
-    :param config: rl-zoo3's saved hyperparameters (``<run>/<env>/config.yml``), empty without one
-    :param replay_buffer: ``<run>/replay_buffer.pkl`` (rl-zoo3 writes it with ``--save-replay-buffer``) or the
-        loaded model's non-empty buffer; None without one
-    :param vecnormalize: ``<run>/<env>/vecnormalize.pkl`` or the loaded model's VecNormalize; None without one
-    """
-
-    algorithm_class: type[OffPolicyAlgorithm]
-    model_path: Path | None = None
-    model: OffPolicyAlgorithm | None = None
-    algo: str | None = None
-    env_id: str | None = None
-    env_kwargs: dict[str, Any] = field(default_factory=dict)
-    config: dict[str, Any] = field(default_factory=dict)
-    replay_buffer: Path | ReplayBuffer | None = None
-    vecnormalize: Path | VecNormalize | None = None
-
-    def model_file(self) -> Path | io.BytesIO:
-        """The saved model, as a file SB3's ``load`` reads. A loaded model is saved to memory, so it stays untouched."""
-        if self.model_path is not None:
-            return self.model_path
-        assert self.model is not None
-        file = io.BytesIO()
-        self.model.save(file)
-        file.seek(0)
-        return file
 
 
 class PolicyWarmup(OffPolicyAlgorithm):
@@ -127,22 +88,6 @@ def _policy_warmup_class(algorithm_class: type[OffPolicyAlgorithm]) -> type[OffP
     return cast(type[OffPolicyAlgorithm], warmup_class)
 
 
-def _read_zoo_yaml(path: Path) -> dict[str, Any]:
-    # rl-zoo3 writes its run files as OrderedDicts (python tags) and reads them with the UnsafeLoader; so do we.
-    # They come from the same run as the model zip, which SB3 unpickles anyway.
-    with open(path) as file:
-        content = yaml.load(file, Loader=yaml.UnsafeLoader)
-    return dict(content or {})
-
-
-def _algorithm_class(algo: str) -> type[OffPolicyAlgorithm]:
-    from rl_zoo3.utils import ALGOS  # rl-zoo3's names, with ours added by sb3_latent.zoo
-
-    if algo not in ALGOS:
-        raise UserInputError(f"Unknown algorithm {algo!r}: rl-zoo3 knows {', '.join(sorted(ALGOS))}.")
-    return cast(type[OffPolicyAlgorithm], ALGOS[algo])
-
-
 def _check_off_policy(algorithm_class: type, where: str) -> None:
     if not issubclass(algorithm_class, OffPolicyAlgorithm):
         raise UserInputError(
@@ -150,14 +95,6 @@ def _check_off_policy(algorithm_class: type, where: str) -> None:
             f"TQC, LatentSAC) and their replay buffers. For an on-policy model use {algorithm_class.__name__}.load(path, "
             "env=target_env).learn(...)."
         )
-
-
-def _env_spec(env: gym.Env | VecEnv) -> tuple[str | None, dict[str, Any]]:
-    """The registered id and kwargs of an env (None, {} for an env made without gymnasium's registry)."""
-    spec = env.get_attr("spec", [0])[0] if isinstance(env, VecEnv) else env.spec
-    if spec is None:
-        return None, {}
-    return spec.id, dict(spec.kwargs)
 
 
 def load_source_run(
@@ -179,7 +116,7 @@ def load_source_run(
         _check_off_policy(type(source), "The source")
         model = cast(OffPolicyAlgorithm, source)
         env = model.get_env()
-        env_id, env_kwargs = _env_spec(env) if env is not None else (None, {})
+        env_id, env_kwargs = env_spec(env) if env is not None else (None, {})
         buffer = model.replay_buffer
         has_data = buffer is not None and (buffer.full or buffer.pos > 0)
         run = SourceRun(
@@ -191,68 +128,13 @@ def load_source_run(
             vecnormalize=model.get_vec_normalize_env(),
         )
     else:
-        run = _load_zoo_run(Path(source), algo)
+        run = read_run(Path(source), algo)
+        _check_off_policy(run.algorithm_class, str(run.model_path))
     if source_env is not None:
         run.env_id, run.env_kwargs = source_env, dict(source_env_kwargs or {})
     elif source_env_kwargs:
         run.env_kwargs = {**run.env_kwargs, **source_env_kwargs}
     return run
-
-
-def _load_zoo_run(path: Path, algo: str | type[OffPolicyAlgorithm] | None) -> SourceRun:
-    if path.is_dir():
-        run_dir, model_path = path, None
-    elif path.is_file() and path.suffix == ".zip":
-        run_dir, model_path = path.parent, path
-    else:
-        raise UserInputError(
-            f"No saved model or run folder at {path}. Pass an rl-zoo3 run folder (logs/sac/HalfCheetah-v4_1), a saved "
-            "model (logs/sac/HalfCheetah-v4_1/HalfCheetah-v4.zip) or a loaded model."
-        )
-    # rl-zoo3's layout: <run>/<env>.zip, <run>/replay_buffer.pkl, <run>/<env>/{args,config}.yml, vecnormalize.pkl
-    args_files = sorted(run_dir.glob("*/args.yml"))
-    if model_path is not None and (run_dir / model_path.stem / "args.yml").is_file():
-        args_files = [run_dir / model_path.stem / "args.yml"]
-    if model_path is None and len(args_files) != 1:
-        zips = ", ".join(sorted(p.name for p in run_dir.glob("*.zip"))) or "none"
-        raise UserInputError(
-            f"{run_dir} is not an rl-zoo3 run folder: expected one <env>/args.yml, found {len(args_files)}. "
-            f"Pass the saved model itself (zip files there: {zips})."
-        )
-    args = _read_zoo_yaml(args_files[0]) if len(args_files) == 1 else {}
-    params_dir = args_files[0].parent if len(args_files) == 1 else None
-    config = _read_zoo_yaml(params_dir / "config.yml") if params_dir and (params_dir / "config.yml").is_file() else {}
-    env_id = args.get("env")
-    if model_path is None:
-        model_path = run_dir / f"{env_id}.zip"
-        if not model_path.is_file():
-            zips = ", ".join(sorted(p.name for p in run_dir.glob("*.zip"))) or "none"
-            raise UserInputError(f"{run_dir} has no final model {model_path.name} (zip files there: {zips}); pass one.")
-
-    algo_name = algo if isinstance(algo, str) else args.get("algo")
-    if isinstance(algo, type):
-        algorithm_class = algo
-    elif algo_name is not None:
-        algorithm_class = _algorithm_class(algo_name)
-    else:
-        raise UserInputError(
-            f"Cannot tell which algorithm saved {model_path} (no rl-zoo3 args.yml beside it): pass algo='sac' "
-            "(rl-zoo3's name) or the class, e.g. algo=SAC."
-        )
-    _check_off_policy(algorithm_class, str(model_path))
-
-    replay_buffer = run_dir / "replay_buffer.pkl"
-    vecnormalize = params_dir / "vecnormalize.pkl" if params_dir is not None else None
-    return SourceRun(
-        algorithm_class=algorithm_class,
-        model_path=model_path,
-        algo=algo_name,
-        env_id=env_id,
-        env_kwargs={**(config.get("env_kwargs") or {}), **(args.get("env_kwargs") or {})},
-        config=config,
-        replay_buffer=replay_buffer if replay_buffer.is_file() else None,
-        vecnormalize=vecnormalize if vecnormalize is not None and vecnormalize.is_file() else None,
-    )
 
 
 def _relabelling_tasks(
@@ -333,7 +215,7 @@ def _keep_replay_buffer(
         model.replay_buffer = copy.deepcopy(buffer)
         model.replay_buffer.device = model.device
     else:
-        model.load_replay_buffer(buffer)
+        load_replay_buffer(model, buffer)
     kept = model.replay_buffer
     assert kept is not None
     layout = (kept.obs_shape, kept.action_dim, kept.n_envs)
@@ -494,7 +376,8 @@ def finetune(
         learning_starts = 0 if keep_buffer and warmup == "policy" else int(saved["learning_starts"])
 
     # 2. The target env, normalised with the source's statistics.
-    env = _target_vec_env(run, target_env, env_kwargs, int(saved["n_envs"]), seed, monitor_dir)
+    # Built from an id like the source run's env: its n_envs and env_wrapper.
+    env = make_target_env(target_env, env_kwargs, int(saved["n_envs"]), seed, monitor_dir, _env_wrapper(run))
     _check_spaces(saved["observation_space"], saved["action_space"], env)
     stats = run.vecnormalize if vecnormalize is True else vecnormalize
     if isinstance(stats, (str, Path)):
@@ -503,7 +386,7 @@ def finetune(
         env = _carry_vecnormalize(stats, env)
 
     # 3. The model: SB3's load (what rl-zoo3's -i does), acting with the policy during the warm-up if asked.
-    algorithm_class = run.algorithm_class
+    algorithm_class = cast(type[OffPolicyAlgorithm], run.algorithm_class)  # load_source_run checked it
     if warmup == "policy" and learning_starts > 0:
         algorithm_class = with_policy_warmup(algorithm_class)
     if seed is not None:
@@ -528,7 +411,7 @@ def _buffer_to_keep(
     saved: dict[str, Any],
 ) -> tuple[Path | ReplayBuffer, HalfCheetahTask, HalfCheetahTask]:
     """The replay buffer to keep and the tasks to relabel it between; refuses where either is missing."""
-    target_id, target_kwargs = (target_env, dict(env_kwargs or {})) if isinstance(target_env, str) else _env_spec(target_env)
+    target_id, target_kwargs = (target_env, dict(env_kwargs or {})) if isinstance(target_env, str) else env_spec(target_env)
     action_dim = int(np.prod(saved["action_space"].shape))
     source_task, target_task = _relabelling_tasks(run, target_id, target_kwargs, action_dim)
     buffer = Path(replay_buffer) if isinstance(replay_buffer, (str, Path)) else replay_buffer
@@ -542,24 +425,33 @@ def _buffer_to_keep(
     return buffer, source_task, target_task
 
 
-def _target_vec_env(
-    run: SourceRun,
+def _env_wrapper(run: SourceRun) -> Callable[[gym.Env], gym.Env] | None:
+    """The source run's rl-zoo3 ``env_wrapper``, if its config has one."""
+    if not run.config.get("env_wrapper"):
+        return None
+    from rl_zoo3.utils import get_wrapper_class
+
+    return get_wrapper_class(run.config)
+
+
+def make_target_env(
     target_env: str | gym.Env | VecEnv,
-    env_kwargs: dict[str, Any] | None,
+    env_kwargs: Mapping[str, Any] | None,
     n_envs: int,
     seed: int | None,
     monitor_dir: str | None,
+    wrapper_class: Callable[[gym.Env], gym.Env] | None = None,
 ) -> VecEnv:
-    """The target env as a VecEnv; built from an id like the source run's env (its n_envs and env_wrapper)."""
+    """The target task as a VecEnv (naive and latent transfer): built from an id, or the env given."""
     if not isinstance(target_env, str):
         if env_kwargs:
             raise UserInputError("env_kwargs apply to a target env id only; this target env is built already.")
         return target_env if isinstance(target_env, VecEnv) else BaseAlgorithm._wrap_env(target_env)
-    wrapper_class: Callable[[gym.Env], gym.Env] | None = None
-    if run.config.get("env_wrapper"):
-        from rl_zoo3.utils import get_wrapper_class
-
-        wrapper_class = get_wrapper_class(run.config)
     return make_vec_env(
-        target_env, n_envs=n_envs, seed=seed, env_kwargs=env_kwargs, wrapper_class=wrapper_class, monitor_dir=monitor_dir
+        target_env,
+        n_envs=n_envs,
+        seed=seed,
+        env_kwargs=dict(env_kwargs or {}),
+        wrapper_class=wrapper_class,
+        monitor_dir=monitor_dir,
     )

@@ -1,0 +1,329 @@
+"""The one reader of rl-zoo3 run folders: model zip, args and config, replay buffer, VecNormalize statistics.
+
+rl-zoo3's layout of a run, ``<log folder>/<algo>/<env>_<id>/``::
+
+    <env>.zip                    the final model (best_model.zip beside it when rl-zoo3 evaluated)
+    <env>/args.yml, config.yml   the command line and the hyperparameters
+    <env>/vecnormalize.pkl       VecNormalize statistics, if the run normalised
+    replay_buffer.pkl            rl-zoo3's --save-replay-buffer: SB3's pickle of the whole buffer
+    replay_buffer.npz            or our compact file, the filled rows only (experiment checkpoints and source runs)
+
+Naive transfer, latent transfer, the start-up hook's ``-i`` support and the experiments read runs here. Nothing here
+builds a model, and nothing here imports another module of ours but :mod:`sb3_latent.common` and
+:mod:`sb3_latent.errors`: LatentSAC reads its generator sources through this module, so a LatentSAC zip is loaded by
+the class that the caller passes.
+"""
+
+from __future__ import annotations
+
+import io
+import zipfile
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, cast
+
+import numpy as np
+import torch as th
+import yaml
+from gymnasium import Env
+from stable_baselines3.common.base_class import BaseAlgorithm
+from stable_baselines3.common.buffers import ReplayBuffer
+from stable_baselines3.common.off_policy_algorithm import OffPolicyAlgorithm
+from stable_baselines3.common.save_util import load_from_zip_file
+from stable_baselines3.common.vec_env import VecEnv, VecNormalize
+
+from sb3_latent.common.action_generator import ActionGenerator
+from sb3_latent.errors import UserInputError
+
+# rl-zoo3's replay buffer file (its -i reloads it), and the compact one of our checkpoints and source runs.
+ZOO_REPLAY_BUFFER_FILE = "replay_buffer.pkl"
+REPLAY_BUFFER_FILE = "replay_buffer.npz"
+
+
+def _transition_arrays(buffer: ReplayBuffer) -> dict[str, np.ndarray]:
+    """Every per-transition array of the buffer (first axis = buffer_size), dict observations flattened."""
+    arrays: dict[str, np.ndarray] = {}
+    for name, value in vars(buffer).items():
+        if isinstance(value, np.ndarray) and value.ndim >= 1 and value.shape[0] == buffer.buffer_size:
+            arrays[name] = value
+        elif isinstance(value, dict) and value and all(isinstance(v, np.ndarray) for v in value.values()):
+            for key, array in value.items():
+                if array.shape[0] == buffer.buffer_size:
+                    arrays[f"{name}/{key}"] = array
+    return arrays
+
+
+def save_replay_buffer(buffer: ReplayBuffer, path: Path) -> int:
+    """Save the filled rows of ``buffer``, oldest first (``.npz``). Returns the number of rows saved.
+
+    SB3's ``save_replay_buffer`` pickles the whole preallocated array (about 300 MB for HalfCheetah's 1M buffer even
+    when it holds 5k transitions), which would make frequent checkpoints impractical.
+    """
+    if buffer.optimize_memory_usage:
+        raise NotImplementedError("compact checkpoints do not support optimize_memory_usage=True replay buffers")
+    size = buffer.buffer_size if buffer.full else buffer.pos
+    order = (np.arange(size) + buffer.pos) % buffer.buffer_size if buffer.full else np.arange(size)
+    rows = {name: array[order] for name, array in _transition_arrays(buffer).items()}
+    with open(path, "wb") as file:
+        np.savez(file, **rows)  # type: ignore[arg-type]
+    return size
+
+
+def restore_replay_buffer(buffer: ReplayBuffer, path: Path) -> int:
+    """Fill ``buffer`` (freshly built, empty) with the rows saved at ``path``. Returns the number of rows.
+
+    The buffer may be larger than the saved one (it keeps all rows) or smaller (it keeps the newest
+    rows, as the smaller buffer would have).
+    """
+    arrays = _transition_arrays(buffer)
+    with np.load(path) as saved:
+        names = set(saved.files)
+        if names != set(arrays):
+            raise ValueError(
+                f"{path} holds replay-buffer fields {sorted(names)}, but this model's buffer has {sorted(arrays)}: "
+                "the checkpoint was written by another algorithm or buffer class."
+            )
+        n_saved = saved[next(iter(names))].shape[0] if names else 0
+        keep = min(n_saved, buffer.buffer_size)
+        for name, array in arrays.items():
+            rows = saved[name][n_saved - keep :]
+            if rows.shape[1:] != array.shape[1:]:
+                raise ValueError(f"{path}: field {name} has rows of shape {rows.shape[1:]}, the buffer {array.shape[1:]}.")
+            array[:keep] = rows
+    buffer.pos = keep % buffer.buffer_size
+    buffer.full = keep == buffer.buffer_size
+    return keep
+
+
+def load_replay_buffer(model: OffPolicyAlgorithm, path: Path) -> None:
+    """Put the replay buffer saved at ``path`` into ``model``: our compact ``.npz`` or SB3's pickle (rl-zoo3's)."""
+    if path.suffix == ".npz":
+        assert model.replay_buffer is not None
+        restore_replay_buffer(model.replay_buffer, path)
+    else:
+        model.load_replay_buffer(path)
+
+
+def read_zoo_yaml(path: Path) -> dict[str, Any]:
+    """An rl-zoo3 ``args.yml`` or ``config.yml``.
+
+    rl-zoo3 writes them as OrderedDicts (python tags) and reads them with the UnsafeLoader; so do we. They come from the
+    same run as the model zip, which SB3 unpickles anyway.
+    """
+    with open(path) as file:
+        content = yaml.load(file, Loader=yaml.UnsafeLoader)
+    return dict(content or {})
+
+
+@dataclass(frozen=True)
+class RunFolder:
+    """An rl-zoo3 run folder (``<log folder>/<algo>/<env>_<id>``), by its path: the files of the layout above.
+
+    It may not exist yet: an experiment names the folder of a source run before that run has trained.
+    """
+
+    save_path: str
+
+    @property
+    def path(self) -> Path:
+        return Path(self.save_path)
+
+    def params_dirs(self) -> list[Path]:
+        """Every ``<env>/`` folder that holds an ``args.yml`` (one, in a run that rl-zoo3 wrote)."""
+        return sorted(args.parent for args in self.path.glob("*/args.yml"))
+
+    def model_path(self) -> Path | None:
+        """The final model ``<env>.zip``, named by the run's ``args.yml``; None while the run has not saved it."""
+        params_dirs = self.params_dirs()
+        if len(params_dirs) != 1:
+            return None
+        model_path = self.path / f"{read_zoo_yaml(params_dirs[0] / 'args.yml').get('env')}.zip"
+        return model_path if model_path.is_file() else None
+
+    def replay_buffer_path(self) -> Path | None:
+        """rl-zoo3's ``replay_buffer.pkl`` or our ``replay_buffer.npz``, whichever the run saved."""
+        for name in (ZOO_REPLAY_BUFFER_FILE, REPLAY_BUFFER_FILE):
+            if (self.path / name).is_file():
+                return self.path / name
+        return None
+
+    def zips(self) -> str:
+        """The zip files in the folder, for error messages."""
+        return ", ".join(sorted(p.name for p in self.path.glob("*.zip"))) or "none"
+
+
+@dataclass
+class SourceRun:
+    """The source model and what its rl-zoo3 run folder says about it.
+
+    :param algorithm_class: the algorithm that saved the model
+    :param model_path: the saved model (``<run>/<env>.zip``); None when a loaded model was given
+    :param model: the loaded model given by the caller; None when a path was given
+    :param algo: rl-zoo3's name of the algorithm (``"sac"``), if known
+    :param env_id: the source task's env id, if known (rl-zoo3's ``<run>/<env>/args.yml``, the model's env, or
+        ``source_env``)
+    :param env_kwargs: the source task's env kwargs
+    :param config: rl-zoo3's saved hyperparameters (``<run>/<env>/config.yml``), empty without one
+    :param replay_buffer: ``<run>/replay_buffer.pkl`` (rl-zoo3 writes it with ``--save-replay-buffer``),
+        ``<run>/replay_buffer.npz`` (an experiment's source run) or the loaded model's non-empty buffer; None without one
+    :param vecnormalize: ``<run>/<env>/vecnormalize.pkl`` or the loaded model's VecNormalize; None without one
+    """
+
+    algorithm_class: type[BaseAlgorithm]
+    model_path: Path | None = None
+    model: OffPolicyAlgorithm | None = None
+    algo: str | None = None
+    env_id: str | None = None
+    env_kwargs: dict[str, Any] = field(default_factory=dict)
+    config: dict[str, Any] = field(default_factory=dict)
+    replay_buffer: Path | ReplayBuffer | None = None
+    vecnormalize: Path | VecNormalize | None = None
+
+    def model_file(self) -> Path | io.BytesIO:
+        """The saved model, as a file SB3's ``load`` reads. A loaded model is saved to memory, so it stays untouched."""
+        if self.model_path is not None:
+            return self.model_path
+        assert self.model is not None
+        file = io.BytesIO()
+        self.model.save(file)
+        file.seek(0)
+        return file
+
+
+def _algorithm_class(algo: str) -> type[BaseAlgorithm]:
+    from rl_zoo3.utils import ALGOS  # rl-zoo3's names, with ours added by sb3_latent.zoo
+
+    if algo not in ALGOS:
+        raise UserInputError(f"Unknown algorithm {algo!r}: rl-zoo3 knows {', '.join(sorted(ALGOS))}.")
+    return cast(type[BaseAlgorithm], ALGOS[algo])
+
+
+def env_spec(env: Env | VecEnv) -> tuple[str | None, dict[str, Any]]:
+    """The registered id and kwargs of an env (None, {} for an env made without gymnasium's registry)."""
+    spec = env.get_attr("spec", [0])[0] if isinstance(env, VecEnv) else env.spec
+    if spec is None:
+        return None, {}
+    return spec.id, dict(spec.kwargs)
+
+
+def read_run(path: Path, algo: str | type[BaseAlgorithm] | None = None) -> SourceRun:
+    """The model of an rl-zoo3 run folder, or a saved model zip, and what its folder says about it.
+
+    :param path: an rl-zoo3 run folder (``logs/sac/HalfCheetah-v4_1``) or a saved model (``.../HalfCheetah-v4.zip``,
+        ``best_model.zip``, any SB3 zip)
+    :param algo: rl-zoo3's name (``"sac"``) or the class; needed only for a zip outside an rl-zoo3 run folder
+    """
+    if path.is_dir():
+        folder, model_path = RunFolder(str(path)), None
+    elif path.is_file() and path.suffix == ".zip":
+        folder, model_path = RunFolder(str(path.parent)), path
+    else:
+        raise UserInputError(
+            f"No saved model or run folder at {path}. Pass an rl-zoo3 run folder (logs/sac/HalfCheetah-v4_1), a saved "
+            "model (logs/sac/HalfCheetah-v4_1/HalfCheetah-v4.zip) or a loaded model."
+        )
+    params_dirs = folder.params_dirs()
+    if model_path is not None and (folder.path / model_path.stem / "args.yml").is_file():
+        params_dirs = [folder.path / model_path.stem]
+    if model_path is None and len(params_dirs) != 1:
+        raise UserInputError(
+            f"{folder.path} is not an rl-zoo3 run folder: expected one <env>/args.yml, found {len(params_dirs)}. "
+            f"Pass the saved model itself (zip files there: {folder.zips()})."
+        )
+    params_dir = params_dirs[0] if len(params_dirs) == 1 else None
+    args = read_zoo_yaml(params_dir / "args.yml") if params_dir is not None else {}
+    config = read_zoo_yaml(params_dir / "config.yml") if params_dir and (params_dir / "config.yml").is_file() else {}
+    env_id = args.get("env")
+    if model_path is None:
+        model_path = folder.path / f"{env_id}.zip"
+        if not model_path.is_file():
+            raise UserInputError(
+                f"{folder.path} has no final model {model_path.name} (zip files there: {folder.zips()}); pass one."
+            )
+
+    algo_name = algo if isinstance(algo, str) else args.get("algo")
+    if isinstance(algo, type):
+        algorithm_class = algo
+    elif algo_name is not None:
+        algorithm_class = _algorithm_class(algo_name)
+    else:
+        raise UserInputError(
+            f"Cannot tell which algorithm saved {model_path} (no rl-zoo3 args.yml beside it): pass algo='sac' "
+            "(rl-zoo3's name) or the class, e.g. algo=SAC."
+        )
+    vecnormalize = params_dir / "vecnormalize.pkl" if params_dir is not None else None
+    return SourceRun(
+        algorithm_class=algorithm_class,
+        model_path=model_path,
+        algo=algo_name,
+        env_id=env_id,
+        env_kwargs={**(config.get("env_kwargs") or {}), **(args.get("env_kwargs") or {})},
+        config=config,
+        replay_buffer=folder.replay_buffer_path(),
+        vecnormalize=vecnormalize if vecnormalize is not None and vecnormalize.is_file() else None,
+    )
+
+
+def read_action_generator(
+    source: ActionGenerator | BaseAlgorithm | str | Path | io.BufferedIOBase,
+    latent_sac_class: type[BaseAlgorithm],
+    device: th.device | str = "cpu",
+) -> tuple[ActionGenerator, dict[str, Any]]:
+    """The action generator of ``source``, and the policy keyword arguments that come with it.
+
+    :param source: an ``ActionGenerator``; a generator file (``save_action_generator``); a LatentSAC model; its saved
+        zip; or its rl-zoo3 run folder (``logs/latent_sac/HalfCheetah-v4_1``)
+    :param latent_sac_class: the class that loads a LatentSAC zip (LatentSAC itself, which this module cannot import:
+        LatentSAC imports it)
+    :param device: where a generator read from a file is put
+    :return: the generator (the source's own module for a module or a model: not a copy), and
+        ``{"latent_bound": ...}`` when the source is a model (the box its latent policy queried the decoder in),
+        else ``{}``
+    """
+    if isinstance(source, ActionGenerator):
+        return source, {}
+    if isinstance(source, latent_sac_class):
+        return source.action_generator, {"latent_bound": source.policy.latent_bound}  # type: ignore[attr-defined]
+    if isinstance(source, BaseAlgorithm):
+        raise UserInputError(
+            f"The source is a {type(source).__name__} model, which has no action generator: latent transfer starts from a "
+            "LatentSAC (or a generator file). For other algorithms use naive transfer, sb3_latent.transfer.finetune."
+        )
+    if isinstance(source, io.IOBase):
+        return ActionGenerator.load(source, device=device), {}
+    path = Path(source)
+    if path.is_dir():
+        run = read_run(path)
+        if not issubclass(run.algorithm_class, latent_sac_class):
+            raise UserInputError(
+                f"{path} is a {run.algorithm_class.__name__} run, which has no action generator: latent transfer starts "
+                "from a latent_sac run (or a generator file). For other algorithms use naive transfer."
+            )
+        assert run.model_path is not None
+        path = run.model_path
+    elif not path.is_file():
+        raise UserInputError(
+            f"No action generator at {path}: pass a generator file (model.save_action_generator), a LatentSAC zip, an "
+            "rl-zoo3 latent_sac run folder, a LatentSAC model or an ActionGenerator."
+        )
+    if not _is_sb3_zip(path):
+        return ActionGenerator.load(path, device=device), {}
+    data, _, _ = load_from_zip_file(path, device="cpu")
+    policy_class = (data or {}).get("policy_class")
+    latent_policy_classes = tuple(latent_sac_class.policy_aliases.values())
+    if not (isinstance(policy_class, type) and issubclass(policy_class, latent_policy_classes)):
+        name = getattr(policy_class, "__name__", policy_class)
+        raise UserInputError(
+            f"{path} holds a model with policy {name}, which has no action generator: latent transfer starts from a "
+            "LatentSAC zip (or a generator file). For other algorithms use naive transfer."
+        )
+    model = latent_sac_class.load(path, device=device)
+    return model.action_generator, {"latent_bound": model.policy.latent_bound}  # type: ignore[attr-defined]
+
+
+def _is_sb3_zip(path: Path) -> bool:
+    # torch.save files are zip archives too; an SB3 model has a top-level "data" member.
+    if not zipfile.is_zipfile(path):
+        return False
+    with zipfile.ZipFile(path) as archive:
+        return "data" in archive.namelist()
