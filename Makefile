@@ -18,9 +18,12 @@ $(VENV)/.installed: setup.cfg setup.py pyproject.toml
 	$(BIN)/python -m pip install --quiet -e ".[$(EXTRAS)]"
 	touch $@
 
-# The main job: a short LatentSAC training on HalfCheetah-v4 that writes a zoo-style model under logs/.
+# The main job: a short LatentSAC training on HalfCheetah-v4 (with rl-zoo3's progress bar) that writes a zoo-style
+# model under logs/, then rl-zoo3's enjoy replays that saved model (the latest run) for 5 deterministic 1000-step
+# episodes; of its output we keep the episode count and the mean return, the last line.
 demo: install
-	$(BIN)/python -m rl_zoo3.train --algo latent_sac --env HalfCheetah-v4 -n 3000 -f logs -params learning_starts:1000
+	$(BIN)/python -m rl_zoo3.train --algo latent_sac --env HalfCheetah-v4 -n 3000 -f logs -P --seed 0 -params learning_starts:1000
+	$(BIN)/python -m rl_zoo3.enjoy --algo latent_sac --env HalfCheetah-v4 -f logs --no-render -n 5000 | grep -E "^[0-9]+ Episodes|^Mean reward"
 
 test: install
 	$(BIN)/python -m pytest -q

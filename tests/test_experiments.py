@@ -19,7 +19,7 @@ from sb3_latent.errors import UserInputError
 from sb3_latent.experiments import BUDGETS, EXPERIMENTS, Condition, Experiment, Panel, Source
 from sb3_latent.experiments.backends import InlineBackend, execute
 from sb3_latent.experiments.plan import plan_runs
-from sb3_latent.experiments.report import Curves, summarize
+from sb3_latent.experiments.report import Curves, markdown_table, summarize
 from sb3_latent.experiments.runner import run_one
 from sb3_latent.experiments.runs import read_evaluations
 from sb3_latent.experiments.transfers import TRANSFERS
@@ -177,6 +177,8 @@ def test_baselines_smoke_extends_finished_runs(zoo_env, tmp_path):
     # num_timesteps continued, the replay buffer came back (400 rows, not 200), the evaluations did not restart.
     assert checkpoint_state(sac)["num_timesteps"] == 400 and checkpoint_state(sac)["replay_buffer_size"] == 400
     assert evaluated_steps(sac) == SMOKE_STEPS and evaluated_steps(ppo) == SMOKE_STEPS
+    # rl-zoo3's evaluations.npz beside the CSV holds the same evaluations, none twice.
+    assert np.load(sac / "sac/HalfCheetah-v4_1/evaluations.npz")["timesteps"].tolist() == SMOKE_STEPS
     with open(ppo / "checkpoint/HalfCheetah-v4/vecnormalize.pkl", "rb") as file:
         assert pickle.load(file).obs_rms.count > count_before + 100  # statistics continued, not restarted
     assert (tmp_path / "baselines/baselines.png").is_file()
@@ -568,6 +570,16 @@ def test_summary_statistics():
     assert row["iqm_final"] == pytest.approx(1266.67, abs=0.01)  # 3 seeds: trim_mean(0.25) cuts nothing
     assert row["mean_over_training"] == pytest.approx(scores.mean())
     assert row["steps_to_threshold"] == 150.0 and row["seeds_reaching_threshold"] == 2  # median of 200 and 100
+
+
+def test_summary_table_keeps_small_returns_readable():
+    # A smoke run's returns lie between -1 and 0: whole numbers would print them as -0 and [-1, -0].
+    condition = Condition("c", "sac", "HalfCheetah-v4")
+    scores = np.array([[-0.9, -0.42, -0.31], [-0.8, -0.6, -0.05]])
+    row = summarize(Curves(condition, [0, 1], np.array([0, 200, 400]), scores), threshold=0.0)
+    line = markdown_table([row], threshold=0.0).splitlines()[-1]
+    assert "| -0.18 [-0.31, -0.05] |" in line and "-0 " not in line and "-0]" not in line
+    assert markdown_table([{**row, "final_return": 1234.4, "final_ci_low": -0.0}], 0.0).count("1,234 [0, ") == 1
 
 
 @pytest.mark.parametrize("n_added, new_size", [(7, 10), (13, 10), (13, 20), (13, 5), (3, 2)])

@@ -241,18 +241,23 @@ def test_multitask_generator_trains_on_both_tasks_and_transfers_to_a_third(tmp_p
 
 def test_multitask_cli_writes_base_and_target_runs(tmp_path):
     # One command: the generator on two tasks, then the target task (a speed none of its data had) from it.
-    run_python(
+    result = run_python(
         "-m sb3_latent.transfer multitask --tasks HalfCheetah-v4 HalfCheetahBackward-v4 --target HalfCheetahTask-v4 "
         "--target-kwargs target_speed:1.5 -n 200 --target-n-timesteps 200 --chunk 100 --mode residual -f . --seed 0 "
         "--verbose 0 -params learning_starts:150 generator_warmup_steps:10 batch_size:64 buffer_size:1000 "
-        "'policy_kwargs:dict(net_arch=[32])'",
+        "'policy_kwargs:dict(net_arch=[32])' --eval-freq 100 --eval-episodes 1",
         tmp_path,
     )
     runs = tmp_path / "latent_sac"
+    for task in ("HalfCheetah-v4", "HalfCheetahBackward-v4", "HalfCheetahTask-v4"):
+        assert (runs / f"{task}_1" / "0.monitor.csv").is_file()
+        # Shorter than one episode, so SB3 wrote no log row during training: the last one is written at the end.
+        assert len((runs / f"{task}_1" / "progress.csv").read_text().splitlines()) >= 2
     for task in ("HalfCheetah-v4", "HalfCheetahBackward-v4"):
         assert n_updates(runs / f"{task}_1" / f"{task}.zip") == 50
-        assert (runs / f"{task}_1" / "0.monitor.csv").is_file()
     target_run = runs / "HalfCheetahTask-v4_1"
+    assert np.load(target_run / "evaluations.npz")["timesteps"].tolist() == [100, 200]
+    assert result.stdout.strip().splitlines()[-1].startswith("Final evaluation on HalfCheetahTask-v4 (1 episode, ")
     target = LatentSAC.load(target_run / "HalfCheetahTask-v4.zip")
     assert target.generator_mode == "residual" and target.actor.residual_head is not None and target._n_updates == 50
     assert_same(target.action_generator, state(ActionGenerator.load(target_run / "action_generator.pt")))

@@ -300,12 +300,19 @@ def test_zoo_trained_agent_refuses_a_buffer_it_cannot_relabel(zoo_run, tmp_path)
 
 def test_cli_writes_a_zoo_style_run(zoo_run, tmp_path):
     (tmp_path / "sac" / f"{TARGET}_1").mkdir(parents=True)  # an earlier run: ours gets the next id
-    run_python(
+    result = run_python(
         f"-m sb3_latent.transfer --source {zoo_run} --env {TARGET} -n 120 -f {tmp_path} --keep-buffer --seed 0 "
-        "-params learning_starts:20",
+        "-params learning_starts:20 -P -tb tb --eval-freq 60 --eval-episodes 1",
         tmp_path,
     )
     run = tmp_path / "sac" / f"{TARGET}_2"
+    # rl-zoo3's flags mean what they mean there: evaluations.npz and best_model.zip in the run, events in <tb>/<env>/.
+    evaluations = np.load(run / "evaluations.npz")
+    assert evaluations["timesteps"].tolist() == [60, 120] and evaluations["results"].shape == (2, 1)
+    assert (run / "best_model.zip").is_file() and list((tmp_path / "tb" / TARGET / "SAC_1").glob("events.out.*"))
+    last_line = result.stdout.strip().splitlines()[-1]
+    assert last_line.startswith(f"Final evaluation on {TARGET} (1 episode, deterministic): mean return ")
+    float(last_line.split("mean return ")[1].split(" +/- ")[0])
     assert n_updates(run / f"{TARGET}.zip") == n_updates(zoo_run / "HalfCheetah-v4.zip") + 100
     assert (run / "0.monitor.csv").is_file()
     assert (run / TARGET / "vecnormalize.pkl").is_file()
@@ -316,3 +323,9 @@ def test_cli_writes_a_zoo_style_run(zoo_run, tmp_path):
 def test_cli_reports_bad_input_in_one_line(tmp_path):
     with pytest.raises(SystemExit, match="error: No saved model or run folder"):
         cli_main(["--source", str(tmp_path / "missing"), "--env", TARGET, "-n", "10", "-f", str(tmp_path)])
+
+
+def test_cli_help_lists_the_multitask_subcommand(capsys):
+    with pytest.raises(SystemExit):
+        cli_main(["--help"])
+    assert "multitask" in capsys.readouterr().out

@@ -1,6 +1,7 @@
 """rl-zoo3 sees our tasks, YAMLs and algorithms through the start-up hook, and nothing else changes."""
 
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -131,7 +132,9 @@ def test_latent_sac_zoo_train_enjoy_and_continue(zoo_env, tmp_path):
     assert f"Loading hyperparameters from: {hyperparams_dir() / 'latent_sac.yml'}" in result.stdout
     model_path = tmp_path / "latent_sac" / "HalfCheetah-v4_1" / "HalfCheetah-v4.zip"
     assert n_updates(model_path) == 100
-    run(f"-m rl_zoo3.enjoy {common} -n 200 --no-render", zoo_env, tmp_path)
+    # make demo's last line is the "Mean reward" enjoy prints after whole episodes (HalfCheetah's are 1000 steps).
+    enjoyed = run(f"-m rl_zoo3.enjoy {common} -n 1000 --no-render", zoo_env, tmp_path)
+    assert re.search(r"^1 Episodes\nMean reward: -?[0-9.]+ \+/- 0.00$", enjoyed.stdout, re.MULTILINE)
     run(f"-m rl_zoo3.record_video {common} -n 50 -o videos", zoo_env, tmp_path)
     assert list((tmp_path / "videos").glob("*.mp4"))
     # Continued training with -i: rl-zoo3 drops policy_kwargs on reload; the generator's shape comes from the zip.

@@ -1,4 +1,5 @@
-"""The callbacks of a run: evaluation CSV, checkpoints and progress, all keyed on ``num_timesteps``.
+"""The callbacks of a run: evaluation CSV (and rl-zoo3's evaluations.npz), checkpoints and progress, all keyed on
+``num_timesteps``.
 
 rl-zoo3's ``EvalCallback`` and ``CheckpointCallback`` count ``n_calls``, which restart at 0 on every
 ``learn()`` call; ``num_timesteps`` continues across a resume, so evaluation and checkpoint steps stay
@@ -28,6 +29,9 @@ from sb3_latent.experiments.runs import (
     write_progress,
 )
 
+# rl-zoo3's EvalCallback file, in the run's rl-zoo3 folder: what rl_zoo3.plots.all_plots reads.
+EVALUATIONS_NPZ = "evaluations.npz"
+
 
 class Clock:
     """Wall time of the run, continued across resumed segments."""
@@ -49,8 +53,9 @@ class EvaluationCSV(BaseCallback):
 
     A separate eval env, the deterministic policy, ``n_eval_episodes`` episodes at step 0 and every
     ``eval_freq`` env steps. As rl-zoo3 does, the best model so far is saved as ``best_model.zip``
-    with its VecNormalize statistics (``<env>/vecnormalize.pkl``); after a resume, "best" counts the
-    evaluations already in the CSV.
+    with its VecNormalize statistics (``<env>/vecnormalize.pkl``), and every evaluation's episodes go to
+    ``evaluations.npz`` with rl-zoo3's keys (``timesteps``, ``results``, ``ep_lengths``); after a resume,
+    "best" counts the evaluations already in the CSV, and the npz keeps the evaluations the CSV kept.
     """
 
     def __init__(self, spec: RunSpec, eval_env: VecEnv, params_path: Path, clock: Clock) -> None:
@@ -64,6 +69,14 @@ class EvaluationCSV(BaseCallback):
         self.best_mean = max((row["eval_return_mean"] for row in rows), default=-np.inf)
         self.logged_steps = {int(row["steps"]) for row in rows}
         self.next_eval = 0
+        self.npz_path = spec.save_path / EVALUATIONS_NPZ
+        self.npz: dict[str, list[Any]] = {"timesteps": [], "results": [], "ep_lengths": []}
+        if self.npz_path.is_file():
+            with np.load(self.npz_path) as saved:
+                for index, steps in enumerate(saved["timesteps"]):
+                    if int(steps) in self.logged_steps:  # rows after the checkpoint were dropped from the CSV
+                        for key, values in self.npz.items():
+                            values.append(saved[key][index])
 
     def _on_training_start(self) -> None:
         steps = self.num_timesteps
@@ -104,6 +117,11 @@ class EvaluationCSV(BaseCallback):
                 writer.writeheader()
             writer.writerow(row)
         self.logged_steps.add(self.num_timesteps)
+        for key, value in (("timesteps", self.num_timesteps), ("results", returns), ("ep_lengths", lengths)):
+            self.npz[key].append(value)
+        self.npz_path.parent.mkdir(parents=True, exist_ok=True)
+        arrays = {key: np.array(values) for key, values in self.npz.items()}
+        np.savez(self.npz_path, timesteps=arrays["timesteps"], results=arrays["results"], ep_lengths=arrays["ep_lengths"])
         self.logger.record("eval/mean_reward", mean)
         self.logger.record("eval/mean_ep_length", row["eval_length_mean"])
         if mean > self.best_mean:

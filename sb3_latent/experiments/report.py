@@ -142,7 +142,11 @@ def _seeds(n: int) -> str:
 
 
 def _fmt(value: float) -> str:
-    return "n/a" if value is None or (isinstance(value, float) and math.isnan(value)) else f"{value:,.0f}"
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return "n/a"
+    # Whole numbers from 100 up (HalfCheetah returns, steps); 3 significant digits below, so that a smoke run's -0.3
+    # reads -0.3, not -0. Adding 0.0 turns a negative zero into 0.
+    return f"{value:,.0f}" if abs(value) >= 100 else f"{value + 0.0:.3g}"
 
 
 def markdown_table(rows: list[dict[str, Any]], threshold: float) -> str:
@@ -203,10 +207,11 @@ def plot(experiment: Experiment, curves: dict[str, Curves], path: Path, subtitle
         ax.set_ylabel("evaluation return")
         ax.grid(alpha=0.3)
         if ax.has_data():
-            ax.legend(fontsize=7, loc="upper left")
+            # Below the panel, where no curve can be: a corner of the axes covers some runs' curves (smoke runs').
+            ax.legend(fontsize=7, loc="upper center", bbox_to_anchor=(0.5, -0.2), frameon=False)
     fig.suptitle(f"{experiment.figure}: {experiment.title}\n{subtitle}", fontsize=11)
     fig.tight_layout()
-    fig.savefig(path, dpi=120)
+    fig.savefig(path, dpi=120, bbox_inches="tight")
     plt.close(fig)
 
 

@@ -12,7 +12,8 @@ share a folder. Everything a run writes lives in its folder::
     <run>/train.log                  rl-zoo3's and SB3's output
     <run>/error.txt                  the traceback of its last failure (deleted once it succeeds)
     <run>/checkpoint/                last checkpoint, and checkpoint.previous/ the one before (see checkpoints.py)
-    <run>/<algo>/<env>_1/            rl-zoo3 layout: <env>.zip, best_model.zip, 0.monitor.csv, <env>/config.yml
+    <run>/<algo>/<env>_1/            rl-zoo3 layout: <env>.zip, best_model.zip, 0.monitor.csv, evaluations.npz,
+                                     <env>/config.yml
 
 Folders of the earlier layout, ``runs/<condition>/seed<k>`` (no fingerprint), are still read by the report
 (:func:`report_folder`); they are not resumed.

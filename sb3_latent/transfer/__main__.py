@@ -16,6 +16,10 @@ Multi-task latent transfer (poster, Figure 1), the ``multitask`` subcommand:
 trains one LatentSAC per base task, all sharing one action generator, then a LatentSAC on the target task that
 starts from that generator. Each base task gets a run folder ``logs/latent_sac/<task>_<id>/`` and the target one
 ``logs/latent_sac/<target>_<id>/``, which also holds the generator as ``action_generator.pt``.
+
+Both take rl-zoo3's ``-P/--progress``, ``-tb/--tensorboard-log``, ``--eval-freq`` and ``--eval-episodes`` (for
+``multitask``, of the target's training), write ``evaluations.npz`` and ``best_model.zip`` in the run folder as
+rl-zoo3 does, and end with one line: the final model's deterministic evaluation return.
 """
 
 from __future__ import annotations
@@ -24,9 +28,35 @@ import argparse
 import contextlib
 import os
 import sys
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import yaml
+
+if TYPE_CHECKING:  # heavy (torch, SB3): imported once the command line is parsed
+    from stable_baselines3.common.base_class import BaseAlgorithm
+    from stable_baselines3.common.callbacks import BaseCallback
+    from stable_baselines3.common.off_policy_algorithm import OffPolicyAlgorithm
+    from stable_baselines3.common.vec_env import VecEnv
+
+
+def _add_zoo_flags(parser: argparse.ArgumentParser, what: str = "") -> None:
+    """rl-zoo3's train flags for progress, TensorBoard and evaluation, with its defaults and meanings."""
+    parser.add_argument("-P", "--progress", action="store_true", help=f"display a progress bar{what} using tqdm and rich")
+    parser.add_argument("-tb", "--tensorboard-log", default="", help="TensorBoard log dir (events in <dir>/<env>/)")
+    parser.add_argument(
+        "--eval-freq",
+        type=int,
+        default=25000,
+        help=f"evaluate the agent{what} every n steps, into <run>/evaluations.npz (if negative, no evaluation)",
+    )
+    parser.add_argument("--eval-episodes", type=_episodes, default=5, help="number of episodes to use for evaluation")
+
+
+def _episodes(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected at least 1 episode, got {value}")
+    return value
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -35,6 +65,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(
         prog="python -m sb3_latent.transfer",
         description="Fine-tune a saved off-policy model (SAC, TD3, TQC, ...) on a target task (naive transfer).",
+        epilog="subcommands:\n  multitask   one action generator trained on several base tasks, then transferred to a "
+        "target task (latent transfer);\n              see python -m sb3_latent.transfer multitask --help",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument("--source", required=True, help="rl-zoo3 run folder (logs/sac/HalfCheetah-v4_1) or saved model zip")
     parser.add_argument("--env", required=True, help="target env id, e.g. HalfCheetahBackward-v4")
@@ -55,6 +88,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--seed", type=int, default=None, help="random seed (default: the source model's)")
     parser.add_argument("--save-replay-buffer", action="store_true", help="save the replay buffer too")
     parser.add_argument("--verbose", type=int, default=1, help="verbosity of the model (0: none)")
+    _add_zoo_flags(parser)
     return parser.parse_args(argv)
 
 
@@ -71,7 +105,7 @@ def naive_main(argv: list[str]) -> None:
     from rl_zoo3.utils import get_latest_run_id
 
     from sb3_latent.errors import UserInputError
-    from sb3_latent.transfer.naive import finetune, load_source_run
+    from sb3_latent.transfer.naive import _env_wrapper, finetune, load_source_run, make_target_env
     from sb3_latent.zoo import register, set_default_num_threads
 
     register()  # our algorithms in rl-zoo3's ALGOS, for --algo latent_sac
@@ -107,8 +141,12 @@ def naive_main(argv: list[str]) -> None:
             vecnormalize=not args.no_vecnormalize,
             monitor_dir=save_path,
             verbose=args.verbose,
+            # As rl-zoo3's -i: the run logs to --tensorboard-log, never to the source's saved tensorboard_log.
+            tensorboard_log=os.path.join(args.tensorboard_log, env_name) if args.tensorboard_log else None,
             **args.hyperparams,
         )
+        # The eval env is built like the target env (the source run's env_wrapper), one env as rl-zoo3's.
+        eval_env = _eval_env(make_target_env(args.env, args.env_kwargs, 1, model.seed, None, _env_wrapper(run)), model)
     except UserInputError as error:
         sys.exit(f"error: {error}")
 
@@ -123,8 +161,7 @@ def naive_main(argv: list[str]) -> None:
     if args.verbose > 0:
         print(f"Fine-tuning {run.model_path or args.source} on {args.env}; log path: {save_path}")
 
-    with contextlib.suppress(KeyboardInterrupt):  # as rl-zoo3: Ctrl-C saves what was learned so far
-        model.learn(args.n_timesteps)
+    _learn(model, args, args.n_timesteps, eval_env, save_path, params_path)
     print(f"Saving to {save_path}")
     model.save(os.path.join(save_path, env_name))
     if args.save_replay_buffer:
@@ -132,6 +169,69 @@ def naive_main(argv: list[str]) -> None:
     vec_normalize = model.get_vec_normalize_env()
     if vec_normalize is not None:
         vec_normalize.save(os.path.join(params_path, "vecnormalize.pkl"))
+    _final_evaluation(model, eval_env, args.env, args.eval_episodes)
+
+
+def _eval_env(env: VecEnv, model: BaseAlgorithm) -> VecEnv:
+    """As rl-zoo3's eval env: normalised like the training env (its statistics synced before each evaluation), with
+    rewards left unnormalised."""
+    from stable_baselines3.common.vec_env import VecNormalize
+
+    train_env = model.get_vec_normalize_env()
+    if train_env is None:
+        return env
+    return VecNormalize(
+        env,
+        training=False,
+        norm_obs=train_env.norm_obs,
+        norm_reward=False,
+        clip_obs=train_env.clip_obs,
+        epsilon=train_env.epsilon,
+    )
+
+
+def _learn(
+    model: OffPolicyAlgorithm, args: argparse.Namespace, n_timesteps: int, eval_env: VecEnv, save_path: str, params_path: str
+) -> None:
+    """``learn()`` with rl-zoo3's progress bar and evaluation (``best_model.zip``, ``evaluations.npz`` in the run
+    folder), then the last log row written."""
+    from rl_zoo3.callbacks import SaveVecNormalizeCallback
+    from stable_baselines3.common.callbacks import EvalCallback
+
+    from sb3_latent.transfer.latent import flush_log
+
+    callbacks: list[BaseCallback] = []
+    if args.eval_freq > 0:
+        callbacks.append(
+            EvalCallback(
+                eval_env,
+                callback_on_new_best=SaveVecNormalizeCallback(save_freq=1, save_path=params_path),
+                best_model_save_path=save_path,
+                n_eval_episodes=args.eval_episodes,
+                log_path=save_path,
+                eval_freq=max(args.eval_freq // model.n_envs, 1),  # as rl-zoo3: --eval-freq counts env steps
+                deterministic=True,
+                verbose=args.verbose,
+            )
+        )
+    with contextlib.suppress(KeyboardInterrupt):  # as rl-zoo3: Ctrl-C saves what was learned so far
+        model.learn(n_timesteps, callback=callbacks, progress_bar=args.progress)
+    flush_log(model)
+    model.logger.close()
+
+
+def _final_evaluation(model: BaseAlgorithm, eval_env: VecEnv, env_id: str, n_episodes: int) -> None:
+    """The command's last line: the saved model's deterministic return on the target task."""
+    from stable_baselines3.common.evaluation import evaluate_policy
+    from stable_baselines3.common.vec_env import sync_envs_normalization
+
+    train_env = model.get_env()
+    if train_env is not None and model.get_vec_normalize_env() is not None:
+        sync_envs_normalization(train_env, eval_env)
+    mean, std = evaluate_policy(model, eval_env, n_eval_episodes=n_episodes, deterministic=True, warn=False)
+    eval_env.close()
+    episodes = f"{n_episodes} episode{'s' if n_episodes > 1 else ''}"
+    print(f"Final evaluation on {env_id} ({episodes}, deterministic): mean return {mean:.2f} +/- {std:.2f}")
 
 
 def _write_run_files(params_path: str, args: dict[str, Any], config: dict[str, Any]) -> None:
@@ -166,16 +266,17 @@ def parse_multitask_args(argv: list[str] | None = None) -> argparse.Namespace:
     )
     parser.add_argument("--seed", type=int, default=None, help="random seed (base task i: seed + i; target: seed + n)")
     parser.add_argument("--verbose", type=int, default=1, help="verbosity of the models (0: none)")
+    _add_zoo_flags(parser, " of the target's training")
     return parser.parse_args(argv)
 
 
 def multitask_main(argv: list[str]) -> None:
     from huggingface_sb3 import EnvironmentName
     from rl_zoo3.utils import get_latest_run_id
-    from stable_baselines3.common.logger import configure
 
     from sb3_latent.errors import UserInputError
-    from sb3_latent.transfer.latent import latent_transfer, train_multitask_generator
+    from sb3_latent.transfer.latent import latent_transfer, run_logger, train_multitask_generator
+    from sb3_latent.transfer.naive import make_target_env
     from sb3_latent.zoo import register, set_default_num_threads
 
     register()
@@ -208,6 +309,7 @@ def multitask_main(argv: list[str]) -> None:
             save_path=generator_path,
             log_dirs={task: save_path for task, (save_path, _) in base_runs.items()},
             verbose=args.verbose,
+            tensorboard_log=args.tensorboard_log or None,  # each task under <dir>/<task>/, as rl-zoo3's
             **args.hyperparams,
         )
         target_kwargs = {**args.hyperparams, **args.target_params}
@@ -220,13 +322,16 @@ def multitask_main(argv: list[str]) -> None:
             monitor_dir=target_path,
             seed=target_seed,
             verbose=args.verbose,
+            tensorboard_log=os.path.join(args.tensorboard_log, EnvironmentName(args.target)) if args.tensorboard_log else None,
             **target_kwargs,
         )
+        eval_env = _eval_env(make_target_env(args.target, args.target_kwargs, 1, target_seed, None), model)
     except UserInputError as error:
         sys.exit(f"error: {error}")
 
     for task, (save_path, params_path) in base_runs.items():
         models[task].save(os.path.join(save_path, EnvironmentName(task)))
+        models[task].logger.close()
         saved_args = {"algo": "latent_sac", "env": task, "env_kwargs": None, "seed": args.seed, "multitask": vars(args)}
         config = {**args.hyperparams, "n_timesteps": args.n_timesteps, "normalize": False, "multitask_tasks": args.tasks}
         _write_run_files(params_path, saved_args, config)
@@ -244,11 +349,11 @@ def multitask_main(argv: list[str]) -> None:
     _write_run_files(target_params_path, {**saved_args, "multitask": vars(args)}, config)
     if args.verbose > 0:
         print(f"Action generator saved to {generator_path}; training {args.target} ({args.mode}); log path: {target_path}")
-    model.set_logger(configure(target_path, ["csv", "stdout"] if args.verbose > 0 else ["csv"]))
-    with contextlib.suppress(KeyboardInterrupt):
-        model.learn(target_n_timesteps)
+    model.set_logger(run_logger(target_path, model))
+    _learn(model, args, target_n_timesteps, eval_env, target_path, target_params_path)
     print(f"Saving to {target_path}")
     model.save(os.path.join(target_path, EnvironmentName(args.target)))
+    _final_evaluation(model, eval_env, args.target, args.eval_episodes)
 
 
 if __name__ == "__main__":

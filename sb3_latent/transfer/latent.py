@@ -18,6 +18,7 @@ See ``docs/transfer.md``, "Latent transfer".
 from __future__ import annotations
 
 import io
+import os
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any, TypeVar
@@ -25,7 +26,9 @@ from typing import Any, TypeVar
 import gymnasium as gym
 import torch as th
 from stable_baselines3.common.env_util import make_vec_env
-from stable_baselines3.common.logger import configure
+from stable_baselines3.common.logger import Logger, make_output_format
+from stable_baselines3.common.off_policy_algorithm import OffPolicyAlgorithm
+from stable_baselines3.common.utils import get_latest_run_id
 from stable_baselines3.common.vec_env import VecEnv
 
 from sb3_latent.common.action_generator import ActionGenerator
@@ -146,7 +149,9 @@ def train_multitask_generator(
     :param seed: seed of the first task's model and env; task i gets ``seed + i``
     :param save_path: where to save the trained generator (``ActionGenerator.save``), if given
     :param log_dirs: task name (:func:`task_name`) -> folder for that task's Monitor CSV (``0.monitor.csv``) and
-        training log (``progress.csv``, and stdout with ``verbose >= 1``)
+        training log (:func:`run_logger`: ``progress.csv``, and stdout with ``verbose >= 1``). With a
+        ``tensorboard_log`` among ``latent_sac_kwargs``, task i logs TensorBoard events under
+        ``<tensorboard_log>/<env id>/``, as rl-zoo3's ``--tensorboard-log`` lays them out
     :param log_interval: episodes between two log prints of each model (with ``verbose=1``)
     :param latent_sac_kwargs: LatentSAC's arguments for every task's model (``learning_starts``, ``policy_kwargs``,
         ``generator_learning_rate``, ``verbose``, ...)
@@ -161,6 +166,7 @@ def train_multitask_generator(
     if len(set(names)) != len(names):
         raise UserInputError(f"Each task must appear once, got {names}.")
     policy = latent_sac_kwargs.pop("policy", "MlpPolicy")
+    tensorboard_root = latent_sac_kwargs.pop("tensorboard_log", None)
 
     models: dict[str, LatentSAC] = {}
     for index, (task, name) in enumerate(zip(task_ids, names, strict=True)):
@@ -168,9 +174,10 @@ def train_multitask_generator(
         task_seed = None if seed is None else seed + index
         log_dir = (log_dirs or {}).get(name)
         env = make_vec_env(env_id, seed=task_seed, env_kwargs=dict(env_kwargs), monitor_dir=log_dir)
-        model = LatentSAC(policy, env, seed=task_seed, **latent_sac_kwargs)
+        tensorboard_log = None if tensorboard_root is None else os.path.join(tensorboard_root, env_id)
+        model = LatentSAC(policy, env, seed=task_seed, tensorboard_log=tensorboard_log, **latent_sac_kwargs)
         if log_dir is not None:
-            model.set_logger(configure(log_dir, ["csv", "stdout"] if model.verbose >= 1 else ["csv"]))
+            model.set_logger(run_logger(log_dir, model))
         if models:
             try:
                 model.share_action_generator(next(iter(models.values())))
@@ -186,6 +193,8 @@ def train_multitask_generator(
         lambda model, steps: model.learn(steps, reset_num_timesteps=False, log_interval=log_interval),
         chunk,
     )
+    for model in models.values():
+        flush_log(model)
 
     generator = next(iter(models.values())).action_generator
     if save_path is not None:
@@ -204,3 +213,22 @@ def take_turns(learners: Sequence[T], remaining: Callable[[T], int], learn: Call
             steps = min(chunk, remaining(learner))
             if steps > 0:
                 learn(learner, steps)
+
+
+def run_logger(log_dir: str, model: OffPolicyAlgorithm, tb_log_name: str = "LatentSAC") -> Logger:
+    """A run's training log: ``progress.csv`` in ``log_dir``, stdout with ``verbose >= 1``, and, where the model has a
+    ``tensorboard_log``, TensorBoard events in ``<tensorboard_log>/<tb_log_name>_<n>``, where SB3's ``learn()`` puts
+    them (a logger set by ``set_logger`` replaces the one ``learn()`` would make)."""
+    formats = ["csv", "stdout"] if model.verbose >= 1 else ["csv"]
+    outputs = [make_output_format(name, log_dir) for name in formats]
+    if model.tensorboard_log is not None:
+        run_id = get_latest_run_id(model.tensorboard_log, tb_log_name) + 1
+        outputs.append(make_output_format("tensorboard", os.path.join(model.tensorboard_log, f"{tb_log_name}_{run_id}")))
+    return Logger(log_dir, outputs)
+
+
+def flush_log(model: OffPolicyAlgorithm) -> None:
+    """Write what the model recorded since its last log row. SB3's off-policy ``learn()`` writes a row only at the end
+    of an episode, every ``log_interval`` episodes: a run shorter than that would leave ``progress.csv`` empty."""
+    if model.logger.name_to_value:
+        model.dump_logs()
