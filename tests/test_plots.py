@@ -42,7 +42,7 @@ def test_all_plots_reads_an_experiments_run(tmp_path):
         tmp_path,
         env=PLOT_ENV,
     )
-    run = tmp_path / "results/baselines/runs/latent_sac/seed0"
+    (run,) = (tmp_path / "results/baselines/runs/latent_sac").glob("*/seed0")  # runs/<condition>/<fingerprint>/seed0
     evaluations = np.load(run / "latent_sac/HalfCheetah-v4_1/evaluations.npz")
     # The CSV's evaluations, per episode, with rl-zoo3's keys and shapes (evaluations x episodes).
     assert evaluations["timesteps"].tolist() == [0, 200, 400]
