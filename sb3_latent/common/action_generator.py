@@ -40,6 +40,7 @@ from stable_baselines3.common.torch_layers import create_mlp
 from stable_baselines3.common.utils import get_device
 from torch import nn
 
+from sb3_latent.common.checks import is_finite, is_int
 from sb3_latent.errors import UserInputError
 
 # Clamp of the decoder's state-independent log standard deviation (on the [-1, 1]-scaled action).
@@ -110,8 +111,16 @@ class ActionGenerator(nn.Module):
                 f"decoder={decoder!r} maps each latent axis to one action axis, so it needs latent_dim == action_dim "
                 f"(got latent_dim={latent_dim}, action_dim={action_dim}). Leave latent_dim out, or use decoder='mlp'."
             )
-        if latent_gain <= 0 or residual_bound < 0:
-            raise UserInputError(f"latent_gain must be > 0 and residual_bound >= 0, got {latent_gain} and {residual_bound}.")
+        if not (is_finite(latent_gain) and latent_gain > 0):
+            raise UserInputError(f"latent_gain must be a finite number > 0 (e.g. 1.5), got {latent_gain!r}.")
+        if not (is_finite(residual_bound) and residual_bound >= 0):
+            raise UserInputError(f"residual_bound must be a finite number >= 0 (e.g. 0.5), got {residual_bound!r}.")
+        if net_arch is not None and not (
+            isinstance(net_arch, (list, tuple)) and all(is_int(width) and width > 0 for width in net_arch)
+        ):
+            raise UserInputError(
+                f"The generator's net_arch must be a list of layer widths such as [64, 64], got {net_arch!r}."
+            )
 
         self.observation_shape = tuple(int(d) for d in observation_shape)
         self.obs_dim = int(np.prod(self.observation_shape))
@@ -286,7 +295,7 @@ def resolve_latent_dim(latent_dim: Any, action_dim: int) -> int:
     """``latent_dim``, or the action dimension where it is ``None``; refuses anything but a positive integer."""
     if latent_dim is None:
         return int(action_dim)
-    if isinstance(latent_dim, bool) or not isinstance(latent_dim, (int, np.integer)) or latent_dim <= 0:
+    if not is_int(latent_dim) or latent_dim <= 0:
         raise UserInputError(
             f"latent_dim must be a positive integer, got {latent_dim!r}. "
             "Pass e.g. policy_kwargs=dict(latent_dim=6), or leave it out to use the action dimension."
