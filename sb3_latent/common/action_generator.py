@@ -281,13 +281,33 @@ class ActionGenerator(nn.Module):
     def load(cls, path: str | pathlib.Path | io.BufferedIOBase, device: th.device | str = "auto") -> ActionGenerator:
         """Load a generator written by :meth:`save` (``weights_only`` loading: no code is unpickled)."""
         device = get_device(device)
-        saved = th.load(path, map_location=device, weights_only=True)  # type: ignore[arg-type]
+        name = str(path) if isinstance(path, (str, pathlib.Path)) else repr(path)
+        fix = "Write it with model.save_action_generator(path), or pass a LatentSAC zip or its rl-zoo3 run folder."
+        if isinstance(path, (str, pathlib.Path)) and not pathlib.Path(path).is_file():
+            raise UserInputError(f"No action generator file at {name}. {fix}")
+        # Unpickling random bytes raises almost anything; and torch's message on a foreign pickle advises
+        # weights_only=False, which is unsafe: to the user, the file is simply not a generator file.
+        try:
+            saved = th.load(path, map_location=device, weights_only=True)  # type: ignore[arg-type]
+        except Exception as error:
+            raise UserInputError(
+                f"{name} is not an action generator file: torch cannot read it ({type(error).__name__}; truncated, corrupt "
+                f"or another kind of file). {fix}"
+            ) from None
         if not isinstance(saved, dict) or "architecture" not in saved or "state_dict" not in saved:
-            raise UserInputError(f"{path!r} is not an action generator file written by ActionGenerator.save().")
-        kwargs = dict(saved["architecture"])
-        kwargs["activation_fn"] = getattr(nn, kwargs["activation_fn"])
-        generator = cls(**kwargs)
-        generator.load_state_dict(saved["state_dict"])
+            raise UserInputError(
+                f"{name} is a torch file but not an action generator file written by ActionGenerator.save(). {fix}"
+            )
+        try:
+            kwargs = dict(saved["architecture"])
+            kwargs["activation_fn"] = getattr(nn, kwargs["activation_fn"])
+            generator = cls(**kwargs)
+            generator.load_state_dict(saved["state_dict"])
+        except (TypeError, KeyError, AttributeError, RuntimeError) as error:
+            raise UserInputError(
+                f"{name} is an action generator file whose architecture or weights do not fit this version of sb3-latent "
+                f"({type(error).__name__}: {str(error).splitlines()[0] if str(error) else ''}). {fix}"
+            ) from None
         return generator.to(device)
 
 

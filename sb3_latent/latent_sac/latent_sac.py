@@ -10,6 +10,7 @@ import numpy as np
 import torch as th
 from stable_baselines3.common.base_class import maybe_make_env
 from stable_baselines3.common.buffers import ReplayBuffer
+from stable_baselines3.common.callbacks import BaseCallback
 from stable_baselines3.common.noise import ActionNoise
 from stable_baselines3.common.policies import BasePolicy
 from stable_baselines3.common.type_aliases import GymEnv, MaybeCallback, ReplayBufferSamples, Schedule, TrainFreq
@@ -679,6 +680,53 @@ class LatentSAC(SAC):
                 "or lower learning_rate / generator_learning_rate / kl_weight."
             )
 
+    def _check_env_values(self, parts: list[tuple[str, Any]]) -> None:
+        """Raise when the env handed over a NaN or infinite observation or reward.
+
+        Called before it enters the replay buffer or the policy (whose torch distribution would fail with "invalid
+        values" from deep inside), so no gradient step has seen it and the last saved model is intact.
+        """
+        for kind, value in parts:
+            for key, array in value.items() if isinstance(value, dict) else [(None, value)]:
+                array = np.asarray(array)
+                if not np.issubdtype(array.dtype, np.floating) or np.isfinite(array).all():
+                    continue
+                index = tuple(int(i) for i in np.argwhere(~np.isfinite(array))[0])
+                name = kind if key is None else f"{kind} {key!r}"
+                raise ValueError(
+                    f"LatentSAC: the env's {name} holds {array[index]} at index {index} "
+                    f"(num_timesteps={self.num_timesteps}). Training stopped before any callback could save this model, "
+                    "so the last saved model is intact. Fix the env (VecCheckNan(env, raise_exception=True) finds the "
+                    "step and action that produced it), or clip and normalise what it returns (VecNormalize)."
+                )
+
+    def _setup_learn(
+        self,
+        total_timesteps: int,
+        callback: MaybeCallback = None,
+        reset_num_timesteps: bool = True,
+        tb_log_name: str = "run",
+        progress_bar: bool = False,
+    ) -> tuple[int, BaseCallback]:
+        total_timesteps, callback = super()._setup_learn(
+            total_timesteps, callback, reset_num_timesteps, tb_log_name, progress_bar
+        )
+        self._check_env_values([("first observation", self._last_obs)])
+        return total_timesteps, callback
+
+    def _store_transition(
+        self,
+        replay_buffer: ReplayBuffer,
+        buffer_action: np.ndarray,
+        new_obs: np.ndarray | dict[str, np.ndarray],
+        reward: np.ndarray,
+        dones: np.ndarray,
+        infos: list[dict[str, Any]],
+    ) -> None:
+        terminal = [("terminal observation", info["terminal_observation"]) for info in infos if "terminal_observation" in info]
+        self._check_env_values([("observation", new_obs), ("reward", reward), *terminal])
+        super()._store_transition(replay_buffer, buffer_action, new_obs, reward, dones, infos)
+
     def learn(
         self: SelfLatentSAC,
         total_timesteps: int,
@@ -696,6 +744,31 @@ class LatentSAC(SAC):
             reset_num_timesteps=reset_num_timesteps,
             progress_bar=progress_bar,
         )
+
+    @classmethod
+    def load(  # type: ignore[override]
+        cls: type[SelfLatentSAC],
+        path: str | pathlib.Path | io.BufferedIOBase,
+        env: GymEnv | None = None,
+        device: th.device | str = "auto",
+        custom_objects: dict[str, Any] | None = None,
+        print_system_info: bool = False,
+        force_reset: bool = True,
+        **kwargs: Any,
+    ) -> SelfLatentSAC:
+        from sb3_latent.zoo_runs import check_saved_model  # one message for a missing, truncated or foreign zip
+
+        if isinstance(path, (str, pathlib.Path)):
+            path = check_saved_model(path, cls)
+        return super().load(path, env, device, custom_objects, print_system_info, force_reset, **kwargs)
+
+    def load_replay_buffer(self, path: str | pathlib.Path | io.BufferedIOBase, truncate_last_traj: bool = True) -> None:
+        from sb3_latent.zoo_runs import load_replay_buffer  # one message for a truncated or foreign buffer file
+
+        if isinstance(path, (str, pathlib.Path)):
+            load_replay_buffer(self, pathlib.Path(path), truncate_last_traj)
+        else:
+            super().load_replay_buffer(path, truncate_last_traj)
 
     def _excluded_save_params(self) -> list[str]:
         return [
