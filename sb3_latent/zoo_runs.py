@@ -242,8 +242,8 @@ def read_run(path: Path, algo: str | type[BaseAlgorithm] | None = None) -> Sourc
         folder, model_path = RunFolder(str(path.parent)), path
     else:
         raise UserInputError(
-            f"No saved model or run folder at {path}. Pass an rl-zoo3 run folder (logs/sac/HalfCheetah-v4_1), a saved "
-            "model (logs/sac/HalfCheetah-v4_1/HalfCheetah-v4.zip) or a loaded model."
+            f"No saved model or run folder at {path}. Pass an rl-zoo3 run folder (logs/sac/HalfCheetah-v4_1) or a saved "
+            "model (logs/sac/HalfCheetah-v4_1/HalfCheetah-v4.zip)."
         )
     params_dirs = folder.params_dirs()
     if model_path is not None and (folder.path / model_path.stem / "args.yml").is_file():
@@ -271,8 +271,8 @@ def read_run(path: Path, algo: str | type[BaseAlgorithm] | None = None) -> Sourc
         algorithm_class = _algorithm_class(algo_name)
     else:
         raise UserInputError(
-            f"Cannot tell which algorithm saved {model_path} (no rl-zoo3 args.yml beside it): pass algo='sac' "
-            "(rl-zoo3's name) or the class, e.g. algo=SAC."
+            f"Cannot tell which algorithm saved {model_path} (no rl-zoo3 args.yml beside it): pass "
+            "rl-zoo3's name of the algorithm: algo='sac'."
         )
     model_path = check_saved_model(model_path, algorithm_class)
     vecnormalize = params_dir / "vecnormalize.pkl" if params_dir is not None else None

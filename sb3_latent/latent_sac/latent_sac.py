@@ -793,11 +793,16 @@ def _check_int(name: str, value: Any, minimum: int, example: str) -> None:
 
 
 def _check_rate(name: str, value: Any, example: str) -> None:
-    """A learning rate: a finite number > 0, or a schedule (a function of the progress remaining, 1 to 0)."""
-    if not (callable(value) or (is_finite(value) and value > 0)):
+    """A learning rate: a finite number > 0, or a schedule (a function of the progress remaining, 1 to 0).
+
+    A schedule is judged by its start value (SB3 reads it there too): rl-zoo3 wraps ``-params learning_rate:0`` in one.
+    """
+    start = value(1.0) if callable(value) else value
+    if not (is_finite(start) and start > 0):
+        got = f"a schedule that starts at {start!r}" if callable(value) else repr(value)
         raise UserInputError(
             f"{name} must be a number > 0 (e.g. {example}) or a schedule (a function of the progress remaining, "
-            f"from 1 to 0; in rl-zoo3 lin_3e-4), got {value!r}."
+            f"from 1 to 0, such as rl-zoo3's lin_3e-4) that starts > 0, got {got}."
         )
 
 

@@ -256,7 +256,7 @@ def reset_entropy_coefficient(model: OffPolicyAlgorithm) -> None:
     if log_ent_coef is None or optimizer is None or not isinstance(ent_coef, str):
         raise UserInputError(
             f"reset_entropy=True needs a learned entropy temperature (SAC/TQC with ent_coef='auto'), but this "
-            f"{type(model).__name__} has none (ent_coef={ent_coef!r}). Use reset_entropy=False."
+            f"{type(model).__name__} has none (ent_coef={ent_coef!r}). Do without it: reset_entropy=False."
         )
     initial_value = float(ent_coef.split("_")[1]) if "_" in ent_coef else 1.0
     with th.no_grad():
@@ -274,7 +274,9 @@ def reinitialise_critic(model: OffPolicyAlgorithm) -> None:
     """
     critic = getattr(model, "critic", None)
     if not isinstance(critic, th.nn.Module):
-        raise UserInputError(f"reset_critic=True needs a critic, but {type(model).__name__} has none. Use reset_critic=False.")
+        raise UserInputError(
+            f"reset_critic=True needs a critic, but {type(model).__name__} has none. Do without it: reset_critic=False."
+        )
     shared_extractor = bool(getattr(model.policy, "share_features_extractor", False))
     for name, module in critic.named_modules():
         if shared_extractor and name.startswith("features_extractor"):
@@ -385,7 +387,7 @@ def finetune(
     if reset_entropy and not (isinstance(ent_coef, str) and ent_coef.startswith("auto")):
         raise UserInputError(
             f"reset_entropy=True needs a learned entropy temperature (SAC/TQC with ent_coef='auto'), but this "
-            f"{run.algorithm_class.__name__} model has none (ent_coef={ent_coef!r}). Use reset_entropy=False."
+            f"{run.algorithm_class.__name__} model has none (ent_coef={ent_coef!r}). Do without it: reset_entropy=False."
         )
     if learning_starts is None:
         learning_starts = 0 if keep_buffer and warmup == "policy" else int(saved["learning_starts"])
