@@ -162,10 +162,10 @@ def _patch_store_dict(module: ModuleType) -> None:
             try:
                 evaluate(self, parser, namespace_, [argument], option_string)
             except Exception as error:
-                problem = "has no value" if not value.strip() else f"is not a Python value ({type(error).__name__})"
+                problem = "no value after the colon" if not value.strip() else f"{value!r} is not a Python value"
                 parser.error(
-                    f"{option_string} {argument}: {value!r} {problem}. Write key:value, e.g. learning_rate:0.001 or "
-                    'policy_kwargs:"dict(net_arch=[64, 64])".'
+                    f"{option_string} {argument!r}: {problem} ({type(error).__name__}). Write key:value, e.g. "
+                    """learning_rate:0.001 or policy_kwargs:"dict(net_arch=[64, 64])"."""
                 )
             evaluated.update(getattr(namespace_, self.dest))
         setattr(namespace_, self.dest, evaluated)

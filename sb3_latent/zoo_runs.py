@@ -17,6 +17,7 @@ the class that the caller passes.
 from __future__ import annotations
 
 import io
+import os
 import zipfile
 import zlib
 from dataclasses import dataclass, field
@@ -240,6 +241,11 @@ def read_run(path: Path, algo: str | type[BaseAlgorithm] | None = None) -> Sourc
         folder, model_path = RunFolder(str(path)), None
     elif path.is_file() and path.suffix == ".zip":
         folder, model_path = RunFolder(str(path.parent)), path
+    elif path.is_file():
+        raise UserInputError(
+            f"{path} is neither a saved model (.zip) nor a run folder. Pass an rl-zoo3 run folder "
+            "(logs/sac/HalfCheetah-v4_1) or the .zip that model.save() (or rl-zoo3) wrote."
+        )
     else:
         raise UserInputError(
             f"No saved model or run folder at {path}. Pass an rl-zoo3 run folder (logs/sac/HalfCheetah-v4_1) or a saved "
@@ -315,6 +321,12 @@ def read_action_generator(
         )
     if isinstance(source, io.IOBase):
         return ActionGenerator.load(source, device=device), {}
+    if not isinstance(source, (str, os.PathLike)):
+        raise UserInputError(
+            f"action_generator={source!r} is not a generator source: pass a generator file "
+            "(model.save_action_generator), a LatentSAC zip, an rl-zoo3 latent_sac run folder, a LatentSAC model or an "
+            "ActionGenerator."
+        )
     path = Path(source)
     if path.is_dir():
         run = read_run(path)
@@ -360,15 +372,14 @@ def saved_model_path(path: str | Path) -> Path:
             corrupt = archive.testzip() is not None  # reads every member: a corrupt one fails its checksum
     except (OSError, EOFError, zipfile.BadZipFile, zlib.error):
         names, corrupt = [], True
-    if corrupt:
+    # A truncated model can still open as a zip: the inner torch archives it stores end in zip directories too.
+    problem = "truncated or corrupt" if corrupt else None
+    if problem is None and "data" not in names:
+        problem = "no 'data' member: truncated, or another kind of zip archive such as a generator file"
+    if problem is not None:
         raise UserInputError(
-            f"{path} is not a readable model zip (truncated or corrupt). Use another copy (best_model.zip, a checkpoint "
-            "in the run folder) or train it again."
-        )
-    if "data" not in names:
-        raise UserInputError(
-            f"{path} is a zip archive but not a saved SB3 model (it has no 'data' member). Pass the .zip that "
-            "model.save() (or rl-zoo3) wrote."
+            f"{path} is not a readable SB3 model zip ({problem}). Pass the .zip that model.save() (or rl-zoo3) wrote; "
+            "for a damaged one, another copy (best_model.zip, a checkpoint) or a new training run."
         )
     return path
 

@@ -196,6 +196,9 @@ class LatentSAC(SAC):
         if env is not None:
             env = maybe_make_env(env, verbose)  # type: ignore[arg-type]
             check_spaces(env.observation_space, env.action_space)
+        # Here, not in _check_options: SB3's constructor writes into policy_kwargs (load cannot change them).
+        if policy_kwargs is not None and not isinstance(policy_kwargs, dict):
+            raise UserInputError(f"policy_kwargs must be a dict (e.g. dict(latent_dim=6)), got {policy_kwargs!r}.")
         # LatentSAC's own options, checked with SAC's in _check_options (at construction and at load).
         self.kl_weight = kl_weight
         self.generator_learning_rate = generator_learning_rate
@@ -234,7 +237,7 @@ class LatentSAC(SAC):
             stats_window_size=stats_window_size,
             tensorboard_log=tensorboard_log,
             # A copy: loading a generator writes its shape into policy_kwargs, never into the caller's dict.
-            policy_kwargs=dict(policy_kwargs) if isinstance(policy_kwargs, dict) else policy_kwargs,
+            policy_kwargs=dict(policy_kwargs) if policy_kwargs is not None else None,
             verbose=verbose,
             seed=seed,
             device=device,
@@ -342,8 +345,6 @@ class LatentSAC(SAC):
             )
         if not (self.target_kl == "auto" or (is_finite(self.target_kl) and self.target_kl >= 0)):
             raise UserInputError(f"target_kl must be 'auto' or a finite number >= 0 (nats), got {self.target_kl!r}.")
-        if not isinstance(self.policy_kwargs, dict):
-            raise UserInputError(f"policy_kwargs must be a dict (e.g. dict(latent_dim=6)), got {self.policy_kwargs!r}.")
 
     def _check_sac_options(self) -> None:
         """SAC's arguments, for _check_options: SB3 checks none of them, and a bad one fails deep in numpy or torch,
