@@ -304,115 +304,55 @@ def test_zoo_through_the_hook(files, tmp_path, extra: str, pattern: str) -> None
     assert_one_error_line(result.returncode, result.stdout + result.stderr, pattern)
 
 
-TRANSFER = ["--env", "HalfCheetahBackward-v4", "-n", "10"]
+TRANSFER = "--env HalfCheetahBackward-v4 -n 10"
+MULTITASK = "multitask --tasks HalfCheetah-v4 --target HalfCheetahBackward-v4 -n 10"
+RELABEL_TARGET = "--env HalfCheetahTask-v4 --env-kwargs target_speed:1.0 -n 10"
 TRANSFER_CASES = [
-    ("missing source", ["--source", "{missing}", *TRANSFER], r"error: No saved model or run folder at .*missing.zip"),
-    ("random source", ["--source", "{random.bin}", *TRANSFER], r"error: .*random.bin is neither a saved model"),
-    (
-        "truncated source",
-        ["--source", "{truncated.zip}", "--algo", "sac", *TRANSFER],
-        r"error: .*not a readable SB3 model zip",
-    ),
-    ("PPO source", ["--source", "{ppo.zip}", "--algo", "ppo", *TRANSFER], r"error: .*is a PPO model; naive transfer"),
-    ("SAC as latent_sac", ["--source", "{sac.zip}", "--algo", "latent_sac", *TRANSFER], r"error: .*not a LatentSAC model"),
-    ("zip without algo", ["--source", "{sac.zip}", *TRANSFER], r"error: Cannot tell which algorithm .*: --algo sac\.$"),
-    ("bad args.yml", ["--source", "{bad_args_run}", *TRANSFER], r"error: .*args.yml is not a readable rl-zoo3 args.yml"),
-    ("no args.yml", ["--source", "{no_args_run}", *TRANSFER], r"error: .*no_args_run is not an rl-zoo3 run folder"),
-    ("-n abc", ["--source", "{sac.zip}", "--env", "Pendulum-v1", "-n", "abc"], r"error: argument -n/--n-timesteps"),
-    ("--warmup bogus", ["--source", "{sac.zip}", *TRANSFER, "--warmup", "bogus"], r"error: argument --warmup: invalid"),
-    (
-        "empty -params",
-        ["--source", "{sac.zip}", *TRANSFER, "-params", "batch_size:"],
-        r"error: -params 'batch_size:': no value after the colon",
-    ),
+    ("missing source", f"--source {{missing}} {TRANSFER}", r"error: No saved model or run folder at .*missing.zip"),
+    ("random source", f"--source {{random.bin}} {TRANSFER}", r"error: .*random.bin is neither a saved model"),
+    ("truncated source", f"--source {{truncated.zip}} --algo sac {TRANSFER}", r"error: .*not a readable SB3 model zip"),
+    ("PPO source", f"--source {{ppo.zip}} --algo ppo {TRANSFER}", r"error: .*is a PPO model; naive transfer"),
+    ("SAC as latent_sac", f"--source {{sac.zip}} --algo latent_sac {TRANSFER}", r"error: .*not a LatentSAC model"),
+    ("zip without algo", f"--source {{sac.zip}} {TRANSFER}", r"error: Cannot tell which algorithm .*: --algo sac\.$"),
+    ("bad args.yml", f"--source {{bad_args_run}} {TRANSFER}", r"error: .*args.yml is not a readable rl-zoo3 args.yml"),
+    ("no args.yml", f"--source {{no_args_run}} {TRANSFER}", r"error: .*no_args_run is not an rl-zoo3 run folder"),
+    ("-n abc", "--source {sac.zip} --env Pendulum-v1 -n abc", r"error: argument -n/--n-timesteps"),
+    ("--warmup bogus", f"--source {{sac.zip}} {TRANSFER} --warmup bogus", r"error: argument --warmup: invalid"),
+    ("empty -params", f"--source {{sac.zip}} {TRANSFER} -params batch_size:", r"error: -params 'batch_size:': no value"),
     (
         "relabel impossible",
-        ["--source", "{run}", "--env", "HalfCheetahTask-v4", "--env-kwargs", "target_speed:1.0", "-n", "10", "--keep-buffer"],
+        f"--source {{run}} {RELABEL_TARGET} --keep-buffer",
         r"error: .*impossible: .* Start the target task with an empty replay buffer instead: leave out --keep-buffer\.$",
     ),
     (
         "source outside the family",
-        [
-            "--source",
-            "{sac.zip}",
-            "--algo",
-            "sac",
-            "--source-env",
-            "Pendulum-v1",
-            "--env",
-            "Pendulum-v1",
-            "-n",
-            "1",
-            "--keep-buffer",
-        ],
+        "--source {sac.zip} --algo sac --source-env Pendulum-v1 --env Pendulum-v1 -n 1 --keep-buffer",
         r"error: .*Pendulum-v1 is not a HalfCheetah task.*: leave out --keep-buffer\.$",
     ),
     (
         "unknown source task",
-        ["--source", "{sac.zip}", "--algo", "sac", *TRANSFER, "--keep-buffer", "--replay-buffer", "{buffer.pkl}"],
+        f"--source {{sac.zip}} --algo sac {TRANSFER} --keep-buffer --replay-buffer {{buffer.pkl}}",
         r"error: .*Name it with --source-env HalfCheetah-v4 \(and --source-env-kwargs\).*leave out --keep-buffer\.$",
     ),
     (
         "buffer without --keep-buffer",
-        ["--source", "{sac.zip}", "--algo", "sac", *TRANSFER, "--replay-buffer", "{buffer.pkl}"],
+        f"--source {{sac.zip}} --algo sac {TRANSFER} --replay-buffer {{buffer.pkl}}",
         r"error: --replay-buffer is the buffer to keep: pass --keep-buffer too",
     ),
     (
         "truncated buffer",
-        [
-            "--source",
-            "{run}",
-            "--env",
-            "HalfCheetahBackward-v4",
-            "-n",
-            "1",
-            "--keep-buffer",
-            "--replay-buffer",
-            "{truncated.pkl}",
-        ],
+        f"--source {{run}} {TRANSFER} --keep-buffer --replay-buffer {{truncated.pkl}}",
         r"error: .*buffer_truncated.pkl is not a readable replay buffer",
     ),
-    (
-        "multitask kl_weight:abc",
-        [
-            "multitask",
-            "--tasks",
-            "HalfCheetah-v4",
-            "--target",
-            "HalfCheetahBackward-v4",
-            "-n",
-            "10",
-            "-params",
-            "kl_weight:abc",
-        ],
-        r"error: kl_weight must be a finite number >= 0",
-    ),
-    (
-        "multitask batch_size:-5",
-        [
-            "multitask",
-            "--tasks",
-            "HalfCheetah-v4",
-            "--target",
-            "HalfCheetahBackward-v4",
-            "-n",
-            "10",
-            "-params",
-            "batch_size:-5",
-        ],
-        r"error: batch_size must be an integer >= 1",
-    ),
-    (
-        "multitask --mode",
-        ["multitask", "--tasks", "HalfCheetah-v4", "--target", "HalfCheetahBackward-v4", "-n", "10", "--mode", "bogus"],
-        r"error: argument --mode: invalid choice",
-    ),
+    ("multitask kl_weight:abc", f"{MULTITASK} -params kl_weight:abc", r"error: kl_weight must be a finite number >= 0"),
+    ("multitask batch_size:-5", f"{MULTITASK} -params batch_size:-5", r"error: batch_size must be an integer >= 1"),
+    ("multitask --mode", f"{MULTITASK} --mode bogus", r"error: argument --mode: invalid choice"),
 ]
 
 
 @pytest.mark.parametrize("argv, pattern", [case[1:] for case in TRANSFER_CASES], ids=[case[0] for case in TRANSFER_CASES])
-def test_transfer_cli(files, cheetah_run, tmp_path, capsys, argv: list[str], pattern: str) -> None:
-    argv = fill(argv, {**files, "run": cheetah_run})
+def test_transfer_cli(files, cheetah_run, tmp_path, capsys, argv: str, pattern: str) -> None:
+    argv = fill(argv.split(), {**files, "run": cheetah_run})
     status, output = run_main(transfer_main, [*argv, "-f", str(tmp_path)], capsys)
     assert_one_error_line(status, output, pattern)
     assert not re.search(r"\b(keep_buffer|source_env|replay_buffer)=", output)  # Python keywords this CLI does not have
