@@ -17,6 +17,7 @@ the class that the caller passes.
 from __future__ import annotations
 
 import io
+import json
 import os
 import zipfile
 import zlib
@@ -387,8 +388,9 @@ def saved_model_path(path: str | Path) -> Path:
 def saved_policy_class(path: Path) -> Any:
     """The policy class that the SB3 model zip at ``path`` (checked by :func:`saved_model_path`) was saved with."""
     with zipfile.ZipFile(path) as archive:
-        data = json_to_data(archive.read("data").decode())
-    return data.get("policy_class")
+        data = json.loads(archive.read("data"))
+    # That entry only: the others (schedules, spaces) may need the caller's custom_objects to deserialise.
+    return json_to_data(json.dumps({"policy_class": data.get("policy_class")})).get("policy_class")
 
 
 def check_saved_model(path: str | Path, algorithm_class: type[BaseAlgorithm]) -> Path:
