@@ -164,8 +164,9 @@ def _patch_store_dict(module: ModuleType) -> None:
             except Exception as error:
                 problem = "no value after the colon" if not value.strip() else f"{value!r} is not a Python value"
                 parser.error(
-                    f"{option_string} {argument!r}: {problem} ({type(error).__name__}). Write key:value, e.g. "
-                    """learning_rate:0.001 or policy_kwargs:"dict(net_arch=[64, 64])"."""
+                    f"{option_string} {argument!r}: {problem} ({type(error).__name__}). Write key:value with a Python "
+                    """value, e.g. learning_rate:0.001, a string in quotes (learning_rate:"'lin_1e-3'") or """
+                    """policy_kwargs:"dict(net_arch=[64, 64])"."""
                 )
             evaluated.update(getattr(namespace_, self.dest))
         setattr(namespace_, self.dest, evaluated)

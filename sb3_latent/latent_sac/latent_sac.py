@@ -794,23 +794,24 @@ def _check_int(name: str, value: Any, minimum: int, example: str) -> None:
 
 
 def _check_rate(name: str, value: Any, example: str) -> None:
-    """A learning rate: a finite number > 0, or a schedule (a function of the progress remaining, 1 to 0).
+    """A learning rate: a finite number >= 0, or a schedule (a function of the progress remaining, 1 to 0).
 
-    A schedule is judged by its start value (SB3 reads it there too): rl-zoo3 wraps ``-params learning_rate:0`` in one.
+    0 is allowed: rl-zoo3's enjoy loads models with learning_rate=0 (no learning). A schedule is judged by its start
+    value, where SB3 reads it too.
     """
     start = value(1.0) if callable(value) else value
-    if not (is_finite(start) and start > 0):
+    if not (is_finite(start) and start >= 0):
         got = f"a schedule that starts at {start!r}" if callable(value) else repr(value)
         raise UserInputError(
-            f"{name} must be a number > 0 (e.g. {example}) or a schedule (a function of the progress remaining, "
-            f"from 1 to 0, such as rl-zoo3's lin_3e-4) that starts > 0, got {got}."
+            f"{name} must be a number >= 0 (e.g. {example}) or a schedule (a function of the progress remaining, "
+            f"from 1 to 0, such as rl-zoo3's lin_3e-4) that starts >= 0, got {got}."
         )
 
 
 def _check_train_freq(train_freq: Any) -> None:
     if isinstance(train_freq, TrainFreq):  # as saved by a model that was set up already
         return
-    if isinstance(train_freq, (tuple, list)) and len(train_freq) == 2:
+    if isinstance(train_freq, tuple) and len(train_freq) == 2:
         frequency, unit = train_freq
         if is_int(frequency) and frequency >= 1 and unit in ("step", "episode"):
             return
