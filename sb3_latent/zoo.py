@@ -138,7 +138,7 @@ def patch_utils(module: ModuleType) -> None:
 
 
 def _patch_store_dict(module: ModuleType) -> None:
-    """Let ``-params key:word`` pass a bare word as a string (``generator_mode:frozen``).
+    """Let ``-params key:word`` pass a bare word as a string (``generator_mode:frozen``); name a bad value in one line.
 
     rl-zoo3's StoreDict evaluates each value as Python in ``rl_zoo3.utils``' namespace, so a bare word that names
     nothing there fails with a NameError and must be quoted twice (``generator_mode:"'frozen'"``). Here such a word
@@ -152,13 +152,24 @@ def _patch_store_dict(module: ModuleType) -> None:
     namespace = vars(module)
 
     def quote_bare_words(self: Any, parser: Any, namespace_: Any, values: Any, option_string: Any = None) -> None:
-        quoted = []
+        evaluated: dict[str, Any] = {}
         for argument in values:
             key, separator, value = argument.partition(":")
             if separator and value.isidentifier() and value not in namespace and not hasattr(builtins, value):
                 argument = f"{key}:{value!r}"
-            quoted.append(argument)
-        evaluate(self, parser, namespace_, quoted, option_string)
+            # One value at a time, so that a value Python cannot evaluate (an empty one, say) is named in one
+            # argparse error line instead of a traceback from inside argparse.
+            try:
+                evaluate(self, parser, namespace_, [argument], option_string)
+            except Exception as error:
+                problem = "no value after the colon" if not value.strip() else f"{value!r} is not a Python value"
+                parser.error(
+                    f"{option_string} {argument!r}: {problem} ({type(error).__name__}). Write key:value with a Python "
+                    """value, e.g. learning_rate:0.001, a string in quotes (learning_rate:"'lin_1e-3'") or """
+                    """policy_kwargs:"dict(net_arch=[64, 64])"."""
+                )
+            evaluated.update(getattr(namespace_, self.dest))
+        setattr(namespace_, self.dest, evaluated)
 
     store_dict.__call__ = quote_bare_words
     store_dict._sb3_latent_patched = True

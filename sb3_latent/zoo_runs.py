@@ -17,7 +17,10 @@ the class that the caller passes.
 from __future__ import annotations
 
 import io
+import json
+import os
 import zipfile
+import zlib
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, cast
@@ -29,7 +32,7 @@ from gymnasium import Env
 from stable_baselines3.common.base_class import BaseAlgorithm
 from stable_baselines3.common.buffers import ReplayBuffer
 from stable_baselines3.common.off_policy_algorithm import OffPolicyAlgorithm
-from stable_baselines3.common.save_util import load_from_zip_file
+from stable_baselines3.common.save_util import json_to_data
 from stable_baselines3.common.vec_env import VecEnv, VecNormalize
 
 from sb3_latent.common.action_generator import ActionGenerator
@@ -79,29 +82,44 @@ def restore_replay_buffer(buffer: ReplayBuffer, path: Path) -> int:
     with np.load(path) as saved:
         names = set(saved.files)
         if names != set(arrays):
-            raise ValueError(
+            raise UserInputError(
                 f"{path} holds replay-buffer fields {sorted(names)}, but this model's buffer has {sorted(arrays)}: "
-                "the checkpoint was written by another algorithm or buffer class."
+                "it was written by another algorithm or buffer class. Move it aside to start from an empty replay buffer."
             )
         n_saved = saved[next(iter(names))].shape[0] if names else 0
         keep = min(n_saved, buffer.buffer_size)
         for name, array in arrays.items():
             rows = saved[name][n_saved - keep :]
             if rows.shape[1:] != array.shape[1:]:
-                raise ValueError(f"{path}: field {name} has rows of shape {rows.shape[1:]}, the buffer {array.shape[1:]}.")
+                raise UserInputError(
+                    f"{path}: field {name} has rows of shape {rows.shape[1:]}, this model's buffer {array.shape[1:]}: it "
+                    "was recorded on another env. Move it aside to start from an empty replay buffer."
+                )
             array[:keep] = rows
     buffer.pos = keep % buffer.buffer_size
     buffer.full = keep == buffer.buffer_size
     return keep
 
 
-def load_replay_buffer(model: OffPolicyAlgorithm, path: Path) -> None:
+def load_replay_buffer(model: OffPolicyAlgorithm, path: Path, truncate_last_traj: bool = True) -> None:
     """Put the replay buffer saved at ``path`` into ``model``: our compact ``.npz`` or SB3's pickle (rl-zoo3's)."""
-    if path.suffix == ".npz":
-        assert model.replay_buffer is not None
-        restore_replay_buffer(model.replay_buffer, path)
-    else:
-        model.load_replay_buffer(path)
+    path = Path(path)
+    if not path.is_file():
+        raise UserInputError(f"No replay buffer file at {path}: pass the replay_buffer.pkl or replay_buffer.npz of a run.")
+    assert model.replay_buffer is not None
+    try:
+        if path.suffix == ".npz":
+            restore_replay_buffer(model.replay_buffer, path)
+        else:
+            # SB3's own method, named on the base class: LatentSAC's load_replay_buffer comes here.
+            OffPolicyAlgorithm.load_replay_buffer(model, path, truncate_last_traj)
+    except UserInputError:
+        raise
+    except Exception as error:  # unpickling random bytes raises almost anything; SB3 asserts a ReplayBuffer came out
+        raise UserInputError(
+            f"{path} is not a readable replay buffer (truncated, corrupt or another kind of file: {type(error).__name__}). "
+            "Move it aside to start from an empty replay buffer."
+        ) from None
 
 
 def read_zoo_yaml(path: Path) -> dict[str, Any]:
@@ -110,9 +128,16 @@ def read_zoo_yaml(path: Path) -> dict[str, Any]:
     rl-zoo3 writes them as OrderedDicts (python tags) and reads them with the UnsafeLoader; so do we. They come from the
     same run as the model zip, which SB3 unpickles anyway.
     """
-    with open(path) as file:
-        content = yaml.load(file, Loader=yaml.UnsafeLoader)
-    return dict(content or {})
+    try:
+        with open(path) as file:
+            content = yaml.load(file, Loader=yaml.UnsafeLoader)
+        return dict(content or {})
+    except (yaml.YAMLError, TypeError, ValueError, UnicodeDecodeError) as error:
+        problem = str(error).splitlines()[0] if str(error) else type(error).__name__
+        raise UserInputError(
+            f"{path} is not a readable rl-zoo3 {path.name} ({problem}). Restore it, or pass the model zip itself "
+            "(with the algorithm's name, e.g. --algo sac)."
+        ) from None
 
 
 @dataclass(frozen=True)
@@ -217,10 +242,15 @@ def read_run(path: Path, algo: str | type[BaseAlgorithm] | None = None) -> Sourc
         folder, model_path = RunFolder(str(path)), None
     elif path.is_file() and path.suffix == ".zip":
         folder, model_path = RunFolder(str(path.parent)), path
+    elif path.is_file():
+        raise UserInputError(
+            f"{path} is neither a saved model (.zip) nor a run folder. Pass an rl-zoo3 run folder "
+            "(logs/sac/HalfCheetah-v4_1) or the .zip that model.save() (or rl-zoo3) wrote."
+        )
     else:
         raise UserInputError(
-            f"No saved model or run folder at {path}. Pass an rl-zoo3 run folder (logs/sac/HalfCheetah-v4_1), a saved "
-            "model (logs/sac/HalfCheetah-v4_1/HalfCheetah-v4.zip) or a loaded model."
+            f"No saved model or run folder at {path}. Pass an rl-zoo3 run folder (logs/sac/HalfCheetah-v4_1) or a saved "
+            "model (logs/sac/HalfCheetah-v4_1/HalfCheetah-v4.zip)."
         )
     params_dirs = folder.params_dirs()
     if model_path is not None and (folder.path / model_path.stem / "args.yml").is_file():
@@ -248,9 +278,10 @@ def read_run(path: Path, algo: str | type[BaseAlgorithm] | None = None) -> Sourc
         algorithm_class = _algorithm_class(algo_name)
     else:
         raise UserInputError(
-            f"Cannot tell which algorithm saved {model_path} (no rl-zoo3 args.yml beside it): pass algo='sac' "
-            "(rl-zoo3's name) or the class, e.g. algo=SAC."
+            f"Cannot tell which algorithm saved {model_path} (no rl-zoo3 args.yml beside it): pass "
+            "rl-zoo3's name of the algorithm: algo='sac'."
         )
+    model_path = check_saved_model(model_path, algorithm_class)
     vecnormalize = params_dir / "vecnormalize.pkl" if params_dir is not None else None
     return SourceRun(
         algorithm_class=algorithm_class,
@@ -291,6 +322,12 @@ def read_action_generator(
         )
     if isinstance(source, io.IOBase):
         return ActionGenerator.load(source, device=device), {}
+    if not isinstance(source, (str, os.PathLike)):
+        raise UserInputError(
+            f"action_generator={source!r} is not a generator source: pass a generator file "
+            "(model.save_action_generator), a LatentSAC zip, an rl-zoo3 latent_sac run folder, a LatentSAC model or an "
+            "ActionGenerator."
+        )
     path = Path(source)
     if path.is_dir():
         run = read_run(path)
@@ -306,10 +343,9 @@ def read_action_generator(
             f"No action generator at {path}: pass a generator file (model.save_action_generator), a LatentSAC zip, an "
             "rl-zoo3 latent_sac run folder, a LatentSAC model or an ActionGenerator."
         )
-    if not _is_sb3_zip(path):
+    if path.suffix != ".zip" and not _is_sb3_zip(path):  # a .zip is a model, readable or not
         return ActionGenerator.load(path, device=device), {}
-    data, _, _ = load_from_zip_file(path, device="cpu")
-    policy_class = (data or {}).get("policy_class")
+    policy_class = saved_policy_class(saved_model_path(path))
     latent_policy_classes = tuple(latent_sac_class.policy_aliases.values())
     if not (isinstance(policy_class, type) and issubclass(policy_class, latent_policy_classes)):
         name = getattr(policy_class, "__name__", policy_class)
@@ -319,6 +355,57 @@ def read_action_generator(
         )
     model = latent_sac_class.load(path, device=device)
     return model.action_generator, {"latent_bound": model.policy.latent_bound}  # type: ignore[attr-defined]
+
+
+def saved_model_path(path: str | Path) -> Path:
+    """The SB3 model zip at ``path`` (or ``path.zip``, as SB3's ``load`` tries), checked whole: not truncated, not corrupt.
+
+    Every loader of a model zip reads it through here, so a bad file gets one message instead of zipfile's.
+    """
+    path = Path(path)
+    if not path.is_file() and path.with_name(path.name + ".zip").is_file():
+        path = path.with_name(path.name + ".zip")
+    if not path.is_file():
+        raise UserInputError(f"No saved model at {path}. Pass the .zip that model.save() (or rl-zoo3) wrote.")
+    try:
+        with zipfile.ZipFile(path) as archive:
+            names = archive.namelist()
+            corrupt = archive.testzip() is not None  # reads every member: a corrupt one fails its checksum
+    except (OSError, EOFError, zipfile.BadZipFile, zlib.error):
+        names, corrupt = [], True
+    # A truncated model can still open as a zip: the inner torch archives it stores end in zip directories too.
+    problem = "truncated or corrupt" if corrupt else None
+    if problem is None and "data" not in names:
+        problem = "no 'data' member: truncated, or another kind of zip archive such as a generator file"
+    if problem is not None:
+        raise UserInputError(
+            f"{path} is not a readable SB3 model zip ({problem}). Pass the .zip that model.save() (or rl-zoo3) wrote; "
+            "for a damaged one, another copy (best_model.zip, a checkpoint) or a new training run."
+        )
+    return path
+
+
+def saved_policy_class(path: Path) -> Any:
+    """The policy class that the SB3 model zip at ``path`` (checked by :func:`saved_model_path`) was saved with."""
+    with zipfile.ZipFile(path) as archive:
+        data = json.loads(archive.read("data"))
+    # That entry only: the others (schedules, spaces) may need the caller's custom_objects to deserialise.
+    return json_to_data(json.dumps({"policy_class": data.get("policy_class")})).get("policy_class")
+
+
+def check_saved_model(path: str | Path, algorithm_class: type[BaseAlgorithm]) -> Path:
+    """The model zip at ``path``, checked whole and saved by ``algorithm_class`` (judged by its policy class)."""
+    path = saved_model_path(path)
+    policy_class = saved_policy_class(path)
+    policy_classes = tuple(algorithm_class.policy_aliases.values())
+    if not (isinstance(policy_class, type) and policy_classes and issubclass(policy_class, policy_classes)):
+        name = getattr(policy_class, "__qualname__", policy_class)
+        module = getattr(policy_class, "__module__", "an unknown module")
+        raise UserInputError(
+            f"{path} holds a model with policy {name} (from {module}), not a {algorithm_class.__name__} model. Load it "
+            "with the algorithm that saved it (in rl-zoo3: the --algo it was trained with)."
+        )
+    return path
 
 
 def _is_sb3_zip(path: Path) -> bool:

@@ -72,7 +72,7 @@ def test_relabel_forward_to_backward_matches_target_env():
 
 
 def test_relabel_refuses_target_speed():
-    with pytest.raises(ValueError, match="keep_buffer=False"):
+    with pytest.raises(ValueError, match="a target-speed reward does not determine the forward velocity"):
         relabel_rewards(FORWARD, HalfCheetahTask(target_speed=1.0), np.zeros(3), np.zeros((3, 6)))
 
 

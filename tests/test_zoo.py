@@ -169,3 +169,31 @@ def test_parallel_train_callback_keeps_latent_sac():
     # rl-zoo3 alone would reload the training copy as plain SAC, without the action generator.
     assert type(callback._model) is LatentSAC
     assert callback._model.action_generator is not None and callback._model._n_updates > 0
+
+
+# `python -m rl_zoo3.train ...` with the start-up hook's finder removed first: rl-zoo3 as it is without sb3-latent.
+WITHOUT_SB3_LATENT = (
+    "import runpy, sys; from sb3_latent._startup import _PostImportFinder;"
+    "sys.meta_path[:] = [f for f in sys.meta_path if not isinstance(f, _PostImportFinder)];"
+    "sys.argv = ['rl_zoo3.train', *sys.argv[1:]]; runpy.run_module('rl_zoo3.train', run_name='__main__')"
+)
+
+
+def test_zoo_continues_training_outside_the_task_family_as_without_sb3_latent(zoo_env, tmp_path):
+    # rl-zoo3's -i on Pendulum-v1 with other --env-kwargs than the saved run continues on the saved replay buffer
+    # as it is: sb3-latent relabels buffers of the HalfCheetah family only, and leaves other envs alone.
+    common = "--algo sac --env Pendulum-v1 --eval-freq -1 --seed 0 --num-threads 1"
+    params = "-params learning_starts:100 buffer_size:1000 batch_size:32 'policy_kwargs:dict(net_arch=[16])'"
+    run(f"-m rl_zoo3.train {common} -n 200 -f source --save-replay-buffer {params}", zoo_env, tmp_path)
+    source = tmp_path / "source" / "sac" / "Pendulum-v1_1" / "Pendulum-v1.zip"
+    continued = f"{common} --env-kwargs g:9.0 -i {source} -n 100 -params learning_starts:0 buffer_size:1000 batch_size:32"
+    runs = {}
+    for name, entry in (("with", "-m rl_zoo3.train"), ("without", f'-c "{WITHOUT_SB3_LATENT}"')):
+        result = run(f"{entry} {continued} -f {name}", zoo_env, tmp_path)
+        assert "Loading replay buffer" in result.stdout
+        runs[name] = tmp_path / name / "sac" / "Pendulum-v1_1" / "Pendulum-v1.zip"
+    assert n_updates(runs["with"]) == n_updates(runs["without"]) == n_updates(source) + 100
+    from stable_baselines3 import SAC
+
+    weights = {name: SAC.load(path).policy.state_dict() for name, path in runs.items()}
+    assert all((weights["with"][key] == weights["without"][key]).all() for key in weights["with"])

@@ -50,6 +50,7 @@ from stable_baselines3.common.type_aliases import PyTorchObs
 from stable_baselines3.common.utils import get_device
 from torch import nn
 
+from sb3_latent.common.checks import is_finite, is_int
 from sb3_latent.errors import UserInputError
 
 # Clamp of the decoder's state-independent log standard deviation (on the [-1, 1]-scaled action).
@@ -135,8 +136,16 @@ class ActionGenerator(nn.Module):
                 f"decoder={decoder!r} maps each latent axis to one action axis, so it needs latent_dim == action_dim "
                 f"(got latent_dim={latent_dim}, action_dim={action_dim}). Leave latent_dim out, or use decoder='mlp'."
             )
-        if latent_gain <= 0 or residual_bound < 0:
-            raise UserInputError(f"latent_gain must be > 0 and residual_bound >= 0, got {latent_gain} and {residual_bound}.")
+        if not (is_finite(latent_gain) and latent_gain > 0):
+            raise UserInputError(f"latent_gain must be a finite number > 0 (e.g. 1.5), got {latent_gain!r}.")
+        if not (is_finite(residual_bound) and residual_bound >= 0):
+            raise UserInputError(f"residual_bound must be a finite number >= 0 (e.g. 0.5), got {residual_bound!r}.")
+        if net_arch is not None and not (
+            isinstance(net_arch, (list, tuple)) and all(is_int(width) and width > 0 for width in net_arch)
+        ):
+            raise UserInputError(
+                f"The generator's net_arch must be a list of layer widths such as [64, 64], got {net_arch!r}."
+            )
 
         if not isinstance(observation_space, spaces.Space):  # a shape: flat float observations
             observation_space = spaces.Box(-np.inf, np.inf, tuple(int(d) for d in observation_space), np.float32)
@@ -327,22 +336,42 @@ class ActionGenerator(nn.Module):
     def load(cls, path: str | pathlib.Path | io.BufferedIOBase, device: th.device | str = "auto") -> ActionGenerator:
         """Load a generator written by :meth:`save` (``weights_only`` loading: no code is unpickled)."""
         device = get_device(device)
-        saved = th.load(path, map_location=device, weights_only=True)  # type: ignore[arg-type]
+        name = str(path) if isinstance(path, (str, pathlib.Path)) else repr(path)
+        fix = "Write it with model.save_action_generator(path), or pass a LatentSAC zip or its rl-zoo3 run folder."
+        if isinstance(path, (str, pathlib.Path)) and not pathlib.Path(path).is_file():
+            raise UserInputError(f"No action generator file at {name}. {fix}")
+        # Unpickling random bytes raises almost anything; and torch's message on a foreign pickle advises
+        # weights_only=False, which is unsafe: to the user, the file is simply not a generator file.
+        try:
+            saved = th.load(path, map_location=device, weights_only=True)  # type: ignore[arg-type]
+        except Exception as error:
+            raise UserInputError(
+                f"{name} is not an action generator file: torch cannot read it ({type(error).__name__}; truncated, corrupt "
+                f"or another kind of file). {fix}"
+            ) from None
         if not isinstance(saved, dict) or "architecture" not in saved or "state_dict" not in saved:
-            raise UserInputError(f"{path!r} is not an action generator file written by ActionGenerator.save().")
+            raise UserInputError(
+                f"{name} is a torch file but not an action generator file written by ActionGenerator.save(). {fix}"
+            )
         if saved.get("format", 1) > _FORMAT_VERSION:
             raise UserInputError(
-                f"{path!r} is an action generator file of format {saved['format']}, newer than this sb3-latent reads "
+                f"{name} is an action generator file of format {saved['format']}, newer than this sb3-latent reads "
                 f"({_FORMAT_VERSION}): upgrade sb3-latent."
             )
-        kwargs = dict(saved["architecture"])
-        kwargs["activation_fn"] = getattr(nn, kwargs["activation_fn"])
-        if "observation_shape" in kwargs:  # format 1: flat float observations of that shape
-            kwargs["observation_space"] = kwargs.pop("observation_shape")
-        else:
-            kwargs["observation_space"] = observation_space_from_data(kwargs["observation_space"])
-        generator = cls(**kwargs)
-        generator.load_state_dict(saved["state_dict"])
+        try:
+            kwargs = dict(saved["architecture"])
+            kwargs["activation_fn"] = getattr(nn, kwargs["activation_fn"])
+            if "observation_shape" in kwargs:  # format 1: flat float observations of that shape
+                kwargs["observation_space"] = kwargs.pop("observation_shape")
+            else:
+                kwargs["observation_space"] = observation_space_from_data(kwargs["observation_space"])
+            generator = cls(**kwargs)
+            generator.load_state_dict(saved["state_dict"])
+        except (TypeError, KeyError, AttributeError, RuntimeError) as error:
+            raise UserInputError(
+                f"{name} is an action generator file whose architecture or weights do not fit this version of sb3-latent "
+                f"({type(error).__name__}: {str(error).splitlines()[0] if str(error) else ''}). {fix}"
+            ) from None
         return generator.to(device)
 
 
@@ -409,7 +438,7 @@ def resolve_latent_dim(latent_dim: Any, action_dim: int) -> int:
     """``latent_dim``, or the action dimension where it is ``None``; refuses anything but a positive integer."""
     if latent_dim is None:
         return int(action_dim)
-    if isinstance(latent_dim, bool) or not isinstance(latent_dim, (int, np.integer)) or latent_dim <= 0:
+    if not is_int(latent_dim) or latent_dim <= 0:
         raise UserInputError(
             f"latent_dim must be a positive integer, got {latent_dim!r}. "
             "Pass e.g. policy_kwargs=dict(latent_dim=6), or leave it out to use the action dimension."

@@ -93,13 +93,24 @@ def make_half_cheetah_task(
     return HalfCheetahTaskWrapper(env, HalfCheetahTask(float(direction), target_speed, ctrl_cost_weight))
 
 
+def in_task_family(env_id: str) -> bool:
+    """Whether ``env_id`` is registered and one of the HalfCheetah tasks (gymnasium's own or ours)."""
+    try:
+        spec = gym.spec(env_id)
+    except gym.error.Error:
+        return False
+    return spec.name == "HalfCheetah" or (
+        isinstance(spec.entry_point, str) and spec.entry_point.endswith(":make_half_cheetah_task")
+    )
+
+
 def task_of(env_id: str, env_kwargs: dict[str, Any] | None = None) -> HalfCheetahTask:
     """The task behind a registered HalfCheetah id (gymnasium's own ids are the forward task)."""
+    if not in_task_family(env_id):
+        raise ValueError(f"{env_id} is not a HalfCheetah task; the task family covers HalfCheetah* ids only.")
     spec = gym.spec(env_id)
     if spec.name == "HalfCheetah":
         return HalfCheetahTask(ctrl_cost_weight=float({**spec.kwargs, **(env_kwargs or {})}.get("ctrl_cost_weight", 0.1)))
-    if not (isinstance(spec.entry_point, str) and spec.entry_point.endswith(":make_half_cheetah_task")):
-        raise ValueError(f"{env_id} is not a HalfCheetah task; the task family covers HalfCheetah* ids only.")
     kwargs = {**spec.kwargs, **(env_kwargs or {})}
     return HalfCheetahTask(
         float(kwargs.get("direction", 1.0)), kwargs.get("target_speed"), float(kwargs.get("ctrl_cost_weight", 0.1))
@@ -117,7 +128,7 @@ def relabel_rewards(source: HalfCheetahTask, target: HalfCheetahTask, rewards: n
     if source.target_speed is not None or target.target_speed is not None:
         raise ValueError(
             "Cannot relabel rewards between these HalfCheetah tasks: a target-speed reward does not determine "
-            "the forward velocity. Start the target task with an empty replay buffer instead (keep_buffer=False)."
+            "the forward velocity."
         )
     x_velocity = source.direction * (np.asarray(rewards) + source.control_cost(np.asarray(actions)))
     return np.asarray(target.reward(x_velocity, np.asarray(actions)), dtype=np.float32)

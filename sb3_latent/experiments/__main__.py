@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from pathlib import Path
 
@@ -63,6 +64,8 @@ def main(argv: list[str] | None = None) -> int:
         parser.error(f"{args.name} has no condition {', '.join(map(repr, unknown))}; choose from {', '.join(known)}")
     if args.address is not None and args.backend != "ray":
         parser.error("--address is for --backend ray")
+    if os.path.exists(args.folder) and not os.path.isdir(args.folder):
+        parser.error(f"-f {args.folder} is a file; name a folder for the results (it is created if missing)")
 
     # Heavy imports (torch, rl-zoo3) only once the command line is valid.
     from sb3_latent.errors import UserInputError

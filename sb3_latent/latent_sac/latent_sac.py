@@ -4,20 +4,22 @@ from __future__ import annotations
 
 import io
 import pathlib
-from typing import Any, ClassVar, NamedTuple, TypeGuard, TypeVar, Union
+from typing import Any, ClassVar, NamedTuple, TypeVar, Union
 
 import numpy as np
 import torch as th
 from stable_baselines3.common.base_class import maybe_make_env
 from stable_baselines3.common.buffers import ReplayBuffer
+from stable_baselines3.common.callbacks import BaseCallback
 from stable_baselines3.common.noise import ActionNoise
 from stable_baselines3.common.policies import BasePolicy
-from stable_baselines3.common.type_aliases import GymEnv, MaybeCallback, ReplayBufferSamples, Schedule
+from stable_baselines3.common.type_aliases import GymEnv, MaybeCallback, ReplayBufferSamples, Schedule, TrainFreq
 from stable_baselines3.common.utils import FloatSchedule, polyak_update, update_learning_rate
 from stable_baselines3.sac.sac import SAC
 from torch.nn import functional as F
 
 from sb3_latent.common.action_generator import ActionGenerator
+from sb3_latent.common.checks import is_finite, is_int, is_number
 from sb3_latent.errors import UserInputError
 from sb3_latent.latent_sac.policies import (
     CnnPolicy,
@@ -209,6 +211,9 @@ class LatentSAC(SAC):
         if env is not None:
             env = maybe_make_env(env, verbose)  # type: ignore[arg-type]
             check_spaces(env.observation_space, env.action_space)
+        # Here, not in _check_options: SB3's constructor writes into policy_kwargs (load cannot change them).
+        if policy_kwargs is not None and not isinstance(policy_kwargs, dict):
+            raise UserInputError(f"policy_kwargs must be a dict (e.g. dict(latent_dim=6)), got {policy_kwargs!r}.")
         # LatentSAC's own options, checked with SAC's in _check_options (at construction and at load).
         self.kl_weight = kl_weight
         self.generator_learning_rate = generator_learning_rate
@@ -323,16 +328,20 @@ class LatentSAC(SAC):
         self._diagnostic_rng = th.Generator(device=self.device).manual_seed(0)
 
     def _check_options(self) -> None:
-        """Every LatentSAC option, checked in one place: at construction, and at load with its overrides."""
-        if not _is_number(self.kl_weight) or not self.kl_weight >= 0:
-            raise UserInputError(f"kl_weight must be >= 0, got {self.kl_weight!r}.")
+        """Every LatentSAC option, SAC's and its own, checked in one place: at construction, and at load with its
+        overrides (rl-zoo3's -i: the YAML and -params). Each message names the problem and a value that works.
+        """
+        self._check_sac_options()
+        # LatentSAC's own arguments.
+        if not (is_finite(self.kl_weight) and self.kl_weight >= 0):
+            raise UserInputError(f"kl_weight must be a finite number >= 0 (e.g. 0.5), got {self.kl_weight!r}.")
         self.kl_weight = float(self.kl_weight)
-        if not _is_int(self.generator_train_freq) or self.generator_train_freq < 1:
-            raise UserInputError(f"generator_train_freq must be an integer >= 1, got {self.generator_train_freq!r}.")
-        if not _is_int(self.generator_warmup_steps) or self.generator_warmup_steps < 0:
-            raise UserInputError(f"generator_warmup_steps must be an integer >= 0, got {self.generator_warmup_steps!r}.")
+        _check_int("generator_train_freq", self.generator_train_freq, 1, "1")
+        _check_int("generator_warmup_steps", self.generator_warmup_steps, 0, "1000")
         if self.generator_mode not in GENERATOR_MODES:
             raise UserInputError(f"generator_mode must be one of {GENERATOR_MODES}, got {self.generator_mode!r}.")
+        if not isinstance(self.actor_trains_generator, (bool, np.bool_)):
+            raise UserInputError(f"actor_trains_generator must be True or False, got {self.actor_trains_generator!r}.")
         if self.generator_mode in FIXED_GENERATOR_MODES and self.actor_trains_generator:
             raise UserInputError(
                 f"generator_mode={self.generator_mode!r} keeps the generator fixed, but actor_trains_generator=True "
@@ -341,14 +350,44 @@ class LatentSAC(SAC):
             )
         if self.policy_regularizer not in POLICY_REGULARIZERS:
             raise UserInputError(f"policy_regularizer must be one of {POLICY_REGULARIZERS}, got {self.policy_regularizer!r}.")
-        if not _is_number(self.residual_scale):
+        if not is_number(self.residual_scale):
             raise UserInputError(f"residual_scale must be a number in (0, 2], got {self.residual_scale!r}.")
         if not 0 < self.residual_scale <= 2:
             raise UserInputError(
                 f"residual_scale must be in (0, 2] (a bound on SB3's [-1, 1] action scale), got {self.residual_scale}."
             )
-        if not (self.target_kl == "auto" or (_is_number(self.target_kl) and self.target_kl >= 0)):
-            raise UserInputError(f"target_kl must be 'auto' or a number >= 0 (nats), got {self.target_kl!r}.")
+        if not (self.target_kl == "auto" or (is_finite(self.target_kl) and self.target_kl >= 0)):
+            raise UserInputError(f"target_kl must be 'auto' or a finite number >= 0 (nats), got {self.target_kl!r}.")
+
+    def _check_sac_options(self) -> None:
+        """SAC's arguments, for _check_options: SB3 checks none of them, and a bad one fails deep in numpy or torch,
+        or trains on NaN."""
+        _check_rate("learning_rate", self.learning_rate, "3e-4")
+        if self.generator_learning_rate is not None:
+            _check_rate("generator_learning_rate", self.generator_learning_rate, "3e-4, or None to use learning_rate")
+        _check_int("buffer_size", self.buffer_size, 1, "1000000")
+        _check_int("learning_starts", self.learning_starts, 0, "100")
+        _check_int("batch_size", self.batch_size, 1, "256")
+        _check_int("n_steps", self.n_steps, 1, "1")
+        _check_int("target_update_interval", self.target_update_interval, 1, "1")
+        _check_int("stats_window_size", self._stats_window_size, 1, "100")
+        if not (is_int(self.gradient_steps) and self.gradient_steps >= -1):
+            raise UserInputError(
+                "gradient_steps must be an integer >= 0 (e.g. 1), or -1 for as many as env steps, "
+                f"got {self.gradient_steps!r}."
+            )
+        _check_train_freq(self.train_freq)
+        for name in ("tau", "gamma"):
+            value = getattr(self, name)
+            if not (is_number(value) and 0 <= value <= 1):
+                raise UserInputError(
+                    f"{name} must be a number in [0, 1] (e.g. {0.005 if name == 'tau' else 0.99}), got {value!r}."
+                )
+        _check_ent_coef(self.ent_coef)
+        if not (self.target_entropy == "auto" or is_finite(self.target_entropy)):
+            raise UserInputError(
+                f"target_entropy must be 'auto' (-latent_dim) or a finite number, got {self.target_entropy!r}."
+            )
 
     def _setup_generator_optimizer(self) -> None:
         # The generator has its own optimiser and learning rate (fused Adam: one kernel for all parameters).
@@ -662,6 +701,53 @@ class LatentSAC(SAC):
                 "or lower learning_rate / generator_learning_rate / kl_weight."
             )
 
+    def _check_env_values(self, parts: list[tuple[str, Any]]) -> None:
+        """Raise when the env handed over a NaN or infinite observation or reward.
+
+        Called before it enters the replay buffer or the policy (whose torch distribution would fail with "invalid
+        values" from deep inside), so no gradient step has seen it and the last saved model is intact.
+        """
+        for kind, value in parts:
+            for key, array in value.items() if isinstance(value, dict) else [(None, value)]:
+                array = np.asarray(array)
+                if not np.issubdtype(array.dtype, np.floating) or np.isfinite(array).all():
+                    continue
+                index = tuple(int(i) for i in np.argwhere(~np.isfinite(array))[0])
+                name = kind if key is None else f"{kind} {key!r}"
+                raise ValueError(
+                    f"LatentSAC: the env's {name} holds {array[index]} at index {index} "
+                    f"(num_timesteps={self.num_timesteps}). Training stopped before any callback could save this model, "
+                    "so the last saved model is intact. Fix the env (VecCheckNan(env, raise_exception=True) finds the "
+                    "step and action that produced it), or clip and normalise what it returns (VecNormalize)."
+                )
+
+    def _setup_learn(
+        self,
+        total_timesteps: int,
+        callback: MaybeCallback = None,
+        reset_num_timesteps: bool = True,
+        tb_log_name: str = "run",
+        progress_bar: bool = False,
+    ) -> tuple[int, BaseCallback]:
+        total_timesteps, callback = super()._setup_learn(
+            total_timesteps, callback, reset_num_timesteps, tb_log_name, progress_bar
+        )
+        self._check_env_values([("first observation", self._last_obs)])
+        return total_timesteps, callback
+
+    def _store_transition(
+        self,
+        replay_buffer: ReplayBuffer,
+        buffer_action: np.ndarray,
+        new_obs: np.ndarray | dict[str, np.ndarray],
+        reward: np.ndarray,
+        dones: np.ndarray,
+        infos: list[dict[str, Any]],
+    ) -> None:
+        terminal = [("terminal observation", info["terminal_observation"]) for info in infos if "terminal_observation" in info]
+        self._check_env_values([("observation", new_obs), ("reward", reward), *terminal])
+        super()._store_transition(replay_buffer, buffer_action, new_obs, reward, dones, infos)
+
     def learn(
         self: SelfLatentSAC,
         total_timesteps: int,
@@ -680,6 +766,31 @@ class LatentSAC(SAC):
             progress_bar=progress_bar,
         )
 
+    @classmethod
+    def load(  # type: ignore[override]
+        cls: type[SelfLatentSAC],
+        path: str | pathlib.Path | io.BufferedIOBase,
+        env: GymEnv | None = None,
+        device: th.device | str = "auto",
+        custom_objects: dict[str, Any] | None = None,
+        print_system_info: bool = False,
+        force_reset: bool = True,
+        **kwargs: Any,
+    ) -> SelfLatentSAC:
+        from sb3_latent.zoo_runs import check_saved_model  # one message for a missing, truncated or foreign zip
+
+        if isinstance(path, (str, pathlib.Path)):
+            path = check_saved_model(path, cls)
+        return super().load(path, env, device, custom_objects, print_system_info, force_reset, **kwargs)
+
+    def load_replay_buffer(self, path: str | pathlib.Path | io.BufferedIOBase, truncate_last_traj: bool = True) -> None:
+        from sb3_latent.zoo_runs import load_replay_buffer  # one message for a truncated or foreign buffer file
+
+        if isinstance(path, (str, pathlib.Path)):
+            load_replay_buffer(self, pathlib.Path(path), truncate_last_traj)
+        else:
+            super().load_replay_buffer(path, truncate_last_traj)
+
     def _excluded_save_params(self) -> list[str]:
         return [
             *super()._excluded_save_params(),
@@ -697,9 +808,52 @@ class LatentSAC(SAC):
         return [*state_dicts, "generator_optimizer"], saved_pytorch_variables
 
 
-def _is_int(value: Any) -> bool:
-    return isinstance(value, (int, np.integer)) and not isinstance(value, bool)
+def _check_int(name: str, value: Any, minimum: int, example: str) -> None:
+    if not (is_int(value) and value >= minimum):
+        raise UserInputError(f"{name} must be an integer >= {minimum} (e.g. {example}), got {value!r}.")
 
 
-def _is_number(value: Any) -> TypeGuard[float]:
-    return isinstance(value, (int, float, np.integer, np.floating)) and not isinstance(value, bool)
+def _check_rate(name: str, value: Any, example: str) -> None:
+    """A learning rate: a finite number >= 0, or a schedule (a function of the progress remaining, 1 to 0).
+
+    0 is allowed: rl-zoo3's enjoy loads models with learning_rate=0 (no learning). A schedule is judged by its start
+    value, where SB3 reads it too.
+    """
+    start = value(1.0) if callable(value) else value
+    if not (is_finite(start) and start >= 0):
+        got = f"a schedule that starts at {start!r}" if callable(value) else repr(value)
+        raise UserInputError(
+            f"{name} must be a number >= 0 (e.g. {example}) or a schedule (a function of the progress remaining, "
+            f"from 1 to 0, such as rl-zoo3's lin_3e-4) that starts >= 0, got {got}."
+        )
+
+
+def _check_train_freq(train_freq: Any) -> None:
+    if isinstance(train_freq, TrainFreq):  # as saved by a model that was set up already
+        return
+    if isinstance(train_freq, tuple) and len(train_freq) == 2:
+        frequency, unit = train_freq
+        if is_int(frequency) and frequency >= 1 and unit in ("step", "episode"):
+            return
+    elif is_int(train_freq) and train_freq >= 1:
+        return
+    raise UserInputError(
+        f"train_freq must be an integer >= 1 (env steps, e.g. 1) or a pair such as (1, 'episode'), got {train_freq!r}."
+    )
+
+
+def _check_ent_coef(ent_coef: Any) -> None:
+    """SAC's entropy coefficient: a number > 0, 'auto' (learned, from 1) or 'auto_<initial value > 0>'."""
+    if is_finite(ent_coef) and ent_coef > 0:
+        return
+    if isinstance(ent_coef, str) and ent_coef.startswith("auto"):
+        initial = ent_coef[len("auto_") :] if ent_coef.startswith("auto_") else ("1" if ent_coef == "auto" else "")
+        try:
+            if 0 < float(initial) < np.inf:
+                return
+        except ValueError:
+            pass
+    raise UserInputError(
+        f"ent_coef must be a number > 0, 'auto' (learned, starting from 1) or 'auto_<initial value>' such as "
+        f"'auto_0.1', got {ent_coef!r}."
+    )

@@ -21,6 +21,7 @@ from stable_baselines3.sac.policies import LOG_STD_MAX, LOG_STD_MIN, Actor, SACP
 from torch import nn
 
 from sb3_latent.common.action_generator import FEATURES_EXTRACTORS, ActionGenerator, observation_space_data, resolve_latent_dim
+from sb3_latent.common.checks import is_finite
 from sb3_latent.errors import UserInputError
 
 # log(sqrt(2 pi)), spelled as torch.distributions.Normal.log_prob spells it (the same float).
@@ -202,8 +203,8 @@ class LatentSACPolicy(SACPolicy):
     ):
         # The spaces, use_sde and residual_scale are LatentSAC's arguments, checked there (LatentSAC._check_options).
         latent_dim = resolve_latent_dim(latent_dim, get_action_dim(action_space))
-        if latent_bound <= 0:
-            raise UserInputError(f"latent_bound must be > 0, got {latent_bound}.")
+        if not (is_finite(latent_bound) and latent_bound > 0):
+            raise UserInputError(f"latent_bound must be a finite number > 0 (e.g. 2.0), got {latent_bound!r}.")
         self.residual_scale = None if residual_scale is None else float(residual_scale)
         self.decoder_noise = bool(decoder_noise)
         # Attributes read by make_actor() and _build(), which SACPolicy.__init__ calls.

@@ -59,6 +59,30 @@ def _episodes(text: str) -> int:
     return value
 
 
+# The transfer functions' messages name the fix as their Python keywords; on this command line it is a flag.
+CLI_FIXES = {
+    "keep_buffer=False": "leave out --keep-buffer",
+    "keep_buffer=True": "--keep-buffer",
+    "replay_buffer=<path or buffer>": "--replay-buffer <path>",
+    "replay_buffer=...": "--replay-buffer",
+    "source_env='HalfCheetah-v4'": "--source-env HalfCheetah-v4",
+    "source_env_kwargs": "--source-env-kwargs",
+    "algo='sac'": "--algo sac",
+    "reset_entropy=False": "leave out --reset-entropy",
+    "reset_entropy=True": "--reset-entropy",
+    "reset_critic=False": "leave out --reset-critic",
+    "reset_critic=True": "--reset-critic",
+}
+
+
+def error_line(error: Exception) -> str:
+    """The one line this command prints for a UserInputError: its message, with each fix named as a flag."""
+    message = str(error)
+    for keyword, flag in CLI_FIXES.items():
+        message = message.replace(keyword, flag)
+    return f"error: {message}"
+
+
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     from rl_zoo3.utils import StoreDict
 
@@ -148,7 +172,7 @@ def naive_main(argv: list[str]) -> None:
         # The eval env is built like the target env (the source run's env_wrapper), one env as rl-zoo3's.
         eval_env = _eval_env(make_target_env(args.env, args.env_kwargs, 1, model.seed, None, _env_wrapper(run)), model)
     except UserInputError as error:
-        sys.exit(f"error: {error}")
+        sys.exit(error_line(error))
 
     # rl-zoo3's enjoy reads env_kwargs from args.yml, and normalize / env_wrapper from config.yml.
     saved_args: dict[str, Any] = {**vars(args), "algo": algo}
@@ -327,7 +351,7 @@ def multitask_main(argv: list[str]) -> None:
         )
         eval_env = _eval_env(make_target_env(args.target, args.target_kwargs, 1, target_seed, None), model)
     except UserInputError as error:
-        sys.exit(f"error: {error}")
+        sys.exit(error_line(error))
 
     for task, (save_path, params_path) in base_runs.items():
         models[task].save(os.path.join(save_path, EnvironmentName(task)))

@@ -42,9 +42,9 @@ from stable_baselines3.common.save_util import load_from_zip_file
 from stable_baselines3.common.vec_env import VecEnv, VecNormalize, is_vecenv_wrapped
 from stable_baselines3.her.her_replay_buffer import HerReplayBuffer
 
-from sb3_latent.envs import HalfCheetahTask, relabel_rewards, task_of
+from sb3_latent.envs import HalfCheetahTask, in_task_family, relabel_rewards, task_of
 from sb3_latent.errors import UserInputError
-from sb3_latent.zoo_runs import SourceRun, env_spec, load_replay_buffer, read_run
+from sb3_latent.zoo_runs import ZOO_REPLAY_BUFFER_FILE, SourceRun, env_spec, load_replay_buffer, read_run
 
 Warmup = Literal["policy", "random"]
 WARMUPS: tuple[str, ...] = ("policy", "random")
@@ -138,19 +138,27 @@ def load_source_run(
 
 
 def _relabelling_tasks(
-    run: SourceRun, target_id: str | None, target_kwargs: dict[str, Any], action_dim: int
+    run: SourceRun,
+    target_id: str | None,
+    target_kwargs: dict[str, Any],
+    action_dim: int,
+    empty_buffer: str = "keep_buffer=False",
 ) -> tuple[HalfCheetahTask, HalfCheetahTask]:
-    """The source and target tasks of a kept replay buffer; refuses, naming the fix, where rewards cannot be relabelled."""
+    """The source and target tasks of a kept replay buffer; refuses, naming the fix, where rewards cannot be relabelled.
+
+    :param empty_buffer: how the caller's interface starts from an empty buffer instead (the fix each refusal names)
+    """
     if run.env_id is None:
         raise UserInputError(
-            "keep_buffer=True, but the task the replay buffer was recorded on is unknown (no rl-zoo3 args.yml beside "
+            "The source's replay buffer is kept, but the task it was recorded on is unknown (no rl-zoo3 args.yml beside "
             "the model, and no env on the loaded model). Name it with source_env='HalfCheetah-v4' (and "
-            "source_env_kwargs), or start the target task with an empty buffer: keep_buffer=False."
+            f"source_env_kwargs), or start the target task with an empty replay buffer: {empty_buffer}."
         )
     if target_id is None:
         raise UserInputError(
-            "keep_buffer=True, but the target env has no registered id (env.spec is None), so its reward is unknown. "
-            "Pass the target task as an id (e.g. 'HalfCheetahBackward-v4'), or use keep_buffer=False."
+            "The source's replay buffer is kept, but the target env has no registered id (env.spec is None), so its "
+            "reward is unknown. Pass the target task as an id (e.g. 'HalfCheetahBackward-v4'), or start it with an empty "
+            f"replay buffer: {empty_buffer}."
         )
     try:
         source_task = task_of(run.env_id, run.env_kwargs)
@@ -159,9 +167,9 @@ def _relabelling_tasks(
         relabel_rewards(source_task, target_task, np.zeros(0, np.float32), np.zeros((0, action_dim), np.float32))
     except (ValueError, gym.error.Error) as error:
         raise UserInputError(
-            f"keep_buffer=True would train on rewards recorded on {run.env_id} ({run.env_kwargs or 'no kwargs'}); they must "
-            f"first be relabelled to the target task {target_id} ({target_kwargs or 'no kwargs'}), and that is impossible: "
-            f"{error} Start the target task with an empty replay buffer instead: keep_buffer=False."
+            f"The source's replay buffer holds rewards recorded on {run.env_id} ({run.env_kwargs or 'no kwargs'}); they "
+            f"must first be relabelled to the target task {target_id} ({target_kwargs or 'no kwargs'}), and that is "
+            f"impossible: {error} Start the target task with an empty replay buffer instead: {empty_buffer}."
         ) from None
     return source_task, target_task
 
@@ -194,13 +202,18 @@ def relabel_buffer_for_target(
 
     Continued training on the same task, or a source run that does not name its task, is left as rl-zoo3 has it.
     """
+    if not in_task_family(target_id):
+        return  # rl-zoo3 unchanged for the envs we do not cover: its -i continues on the buffer as it is
     run = load_source_run(source)
     target_kwargs = dict(target_kwargs or {})
-    if run.env_id is None or (run.env_id, run.env_kwargs) == (target_id, target_kwargs):
+    if run.env_id is None or (run.env_id, run.env_kwargs) == (target_id, target_kwargs) or not in_task_family(run.env_id):
         return
     if model.replay_buffer is None:
         return
-    source_task, target_task = _relabelling_tasks(run, target_id, target_kwargs, get_action_dim(model.action_space))
+    buffer_file = Path(source).parent / ZOO_REPLAY_BUFFER_FILE
+    empty_buffer = f"move {buffer_file} aside (rl-zoo3's -i loads it whenever it is there)"
+    action_dim = get_action_dim(model.action_space)
+    source_task, target_task = _relabelling_tasks(run, target_id, target_kwargs, action_dim, empty_buffer)
     relabel_replay_buffer(model.replay_buffer, source_task, target_task, model.action_space)
     print(f"Relabelled the replay buffer from {run.env_id} to {target_id} rewards")
 
@@ -223,10 +236,12 @@ def _keep_replay_buffer(
         raise UserInputError(
             f"The kept replay buffer does not fit the target env: (observation shape, action dim, n_envs) = {layout}, "
             f"the target needs {(fresh.obs_shape, fresh.action_dim, fresh.n_envs)}. Use as many envs as the source run "
-            "(n_envs), or keep_buffer=False."
+            "(n_envs), or start with an empty replay buffer: keep_buffer=False."
         )
     if not (kept.full or kept.pos > 0):
-        raise UserInputError(f"The replay buffer to keep ({buffer}) is empty; use keep_buffer=False.")
+        raise UserInputError(
+            f"The replay buffer to keep ({buffer}) is empty; start with an empty replay buffer: keep_buffer=False."
+        )
     relabel_replay_buffer(kept, source, target, model.action_space)
 
 
@@ -241,7 +256,7 @@ def reset_entropy_coefficient(model: OffPolicyAlgorithm) -> None:
     if log_ent_coef is None or optimizer is None or not isinstance(ent_coef, str):
         raise UserInputError(
             f"reset_entropy=True needs a learned entropy temperature (SAC/TQC with ent_coef='auto'), but this "
-            f"{type(model).__name__} has none (ent_coef={ent_coef!r}). Use reset_entropy=False."
+            f"{type(model).__name__} has none (ent_coef={ent_coef!r}). Do without it: reset_entropy=False."
         )
     initial_value = float(ent_coef.split("_")[1]) if "_" in ent_coef else 1.0
     with th.no_grad():
@@ -259,7 +274,9 @@ def reinitialise_critic(model: OffPolicyAlgorithm) -> None:
     """
     critic = getattr(model, "critic", None)
     if not isinstance(critic, th.nn.Module):
-        raise UserInputError(f"reset_critic=True needs a critic, but {type(model).__name__} has none. Use reset_critic=False.")
+        raise UserInputError(
+            f"reset_critic=True needs a critic, but {type(model).__name__} has none. Do without it: reset_critic=False."
+        )
     shared_extractor = bool(getattr(model.policy, "share_features_extractor", False))
     for name, module in critic.named_modules():
         if shared_extractor and name.startswith("features_extractor"):
@@ -370,7 +387,7 @@ def finetune(
     if reset_entropy and not (isinstance(ent_coef, str) and ent_coef.startswith("auto")):
         raise UserInputError(
             f"reset_entropy=True needs a learned entropy temperature (SAC/TQC with ent_coef='auto'), but this "
-            f"{run.algorithm_class.__name__} model has none (ent_coef={ent_coef!r}). Use reset_entropy=False."
+            f"{run.algorithm_class.__name__} model has none (ent_coef={ent_coef!r}). Do without it: reset_entropy=False."
         )
     if learning_starts is None:
         learning_starts = 0 if keep_buffer and warmup == "policy" else int(saved["learning_starts"])
@@ -419,8 +436,9 @@ def _buffer_to_keep(
     if buffer is None:
         where = run.model_path if run.model is None else "the source model"
         raise UserInputError(
-            f"keep_buffer=True, but {where} comes with no replay buffer. rl-zoo3 saves one only when trained with "
-            "--save-replay-buffer (<run>/replay_buffer.pkl); pass replay_buffer=<path or buffer>, or use keep_buffer=False."
+            f"The source's replay buffer is kept, but {where} comes with no replay buffer. rl-zoo3 saves one only when "
+            "trained with --save-replay-buffer (<run>/replay_buffer.pkl); pass replay_buffer=<path or buffer>, or start "
+            "with an empty replay buffer: keep_buffer=False."
         )
     return buffer, source_task, target_task
 
