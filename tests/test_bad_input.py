@@ -135,7 +135,6 @@ API_CASES: list[tuple[str, Callable[[], Any], str]] = [
     ("policy_regularizer", lambda: latent_sac(policy_regularizer="l2"), r"policy_regularizer must be one of"),
     ("residual_scale", lambda: latent_sac(residual_scale="big"), r"residual_scale must be a number in \(0, 2\]"),
     ("target_kl", lambda: latent_sac(target_kl=-1), r"target_kl must be 'auto' or a finite number >= 0"),
-    ("use_sde", lambda: latent_sac(use_sde=True), r"does not support gSDE"),
     ("policy_kwargs str", lambda: latent_sac(policy_kwargs="abc"), r"policy_kwargs must be a dict"),
     ("latent_dim 0", lambda: latent_sac(policy_kwargs=dict(latent_dim=0)), r"latent_dim must be a positive integer"),
     ("latent_dim str", lambda: latent_sac(policy_kwargs=dict(latent_dim="abc")), r"latent_dim must be .*got 'abc'"),
