@@ -473,6 +473,8 @@ class LatentSAC(SAC):
             generator_stats.append(self._generator_step(self.policy.generator_input(replay_data.observations), replay_data))
 
         n_updates_before = self._n_updates
+        extractor_learns = any(True for _ in self.action_generator.features_extractor.parameters())
+        zero = th.zeros((), device=self.device)  # the logged value of a term this configuration does not have
         for gradient_step in range(gradient_steps):
             replay_data = self.replay_buffer.sample(batch_size, env=self._vec_normalize_env)
             observations, actions = replay_data.observations, replay_data.actions  # actions scaled to [-1, 1]
@@ -481,11 +483,15 @@ class LatentSAC(SAC):
                 self.actor.reset_noise()
 
             # Action generator: one ELBO step every generator_train_freq gradient steps, before the RL losses read it
-            if trains_generator and (n_updates_before + gradient_step) % self.generator_train_freq == 0:
-                generator_stats.append(self._generator_step(self.policy.generator_input(observations), replay_data))
-            # The state through the generator's features extractor as just updated; no RL loss trains that extractor.
-            with th.no_grad():
+            elbo_due = trains_generator and (n_updates_before + gradient_step) % self.generator_train_freq == 0
+            if elbo_due:
                 generator_obs = self.policy.generator_input(observations)
+                generator_stats.append(self._generator_step(generator_obs, replay_data))
+            # The RL losses read the state through the generator's extractor as it is now, with no gradient into it:
+            # recomputed only where the ELBO step just moved a learned extractor (a flatten has nothing to move).
+            if not elbo_due or extractor_learns:
+                with th.no_grad():
+                    generator_obs = self.policy.generator_input(observations)
 
             # alpha as it was before this step's temperature update, in the target and the latent policy's loss (SAC)
             ent_coef = self.ent_coef_tensor if self.log_ent_coef is None else th.exp(self.log_ent_coef.detach())
@@ -525,7 +531,7 @@ class LatentSAC(SAC):
                 # Batch-norm running statistics copied, as SAC does (SB3 issue #996); none without batch norm
                 polyak_update(self.batch_norm_stats, self.batch_norm_stats_target, 1.0)
 
-            rl_stats.append(self._rl_stats(critic_loss, actor_loss, ent_coef_loss, ent_coef, sample))
+            rl_stats.append(self._rl_stats(critic_loss, actor_loss, ent_coef_loss, ent_coef, sample, zero))
 
         self._n_updates += gradient_steps
         self._n_generator_updates += len(generator_stats)
@@ -607,9 +613,9 @@ class LatentSAC(SAC):
         ent_coef_loss: th.Tensor | None,
         ent_coef: th.Tensor,
         sample: LatentSample,
+        zero: th.Tensor,
     ) -> th.Tensor:
-        """One gradient step's values of RL_STATS, as one device tensor."""
-        zero = th.zeros((), device=self.device)
+        """One gradient step's values of RL_STATS, as one device tensor (``zero`` for the terms not computed)."""
         return th.stack(
             [
                 critic_loss.detach(),
