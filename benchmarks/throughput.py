@@ -27,7 +27,8 @@ from pathlib import Path
 from typing import Any
 
 # name -> how the arm is built: algorithm, torch threads (None: torch's default), whether rl-zoo3's
-# ParallelTrainCallback trains in a second thread, and whether two processes of it run side by side.
+# ParallelTrainCallback trains in a second thread, whether two processes of it run side by side, and the LatentSAC
+# decoder (default: the residual one).
 ARMS: dict[str, dict[str, Any]] = {
     "sac_default_threads": {"algo": "sac", "threads": None},
     "sac_1_thread": {"algo": "sac", "threads": 1},
@@ -37,6 +38,8 @@ ARMS: dict[str, dict[str, Any]] = {
     # The second core for a second run: two 1-thread processes at once (seeds 0 and 1).
     "sac_side_by_side": {"algo": "sac", "threads": 1, "side_by_side": True},
     "latent_sac_side_by_side": {"algo": "latent_sac", "threads": 1, "side_by_side": True},
+    # The flow generator (decoder="flow"), to set its time per gradient step beside the residual decoder's.
+    "latent_sac_flow": {"algo": "latent_sac", "threads": 1, "decoder": "flow"},
 }
 CPU_ARMS = list(ARMS)
 # (arm, baseline) pairs whose ratio the issue asks for.
@@ -44,6 +47,7 @@ RATIOS = {
     "one core: latent_sac / sac_1_thread": ("latent_sac", "sac_1_thread"),
     "both cores: best latent_sac / best sac": ("best:latent_sac", "best:sac"),
     "both cores, two runs: latent_sac / sac, in total": ("latent_sac_side_by_side", "sac_side_by_side"),
+    "one core: latent_sac_flow / latent_sac (env steps/s)": ("latent_sac_flow", "latent_sac"),
 }
 
 
@@ -83,7 +87,7 @@ def run_arm(name: str, steps: int, learning_starts: int, device: str, seed: int)
         "HalfCheetah-v4",
         learning_starts=learning_starts,
         batch_size=256,
-        policy_kwargs={"net_arch": [256, 256]},
+        policy_kwargs={"net_arch": [256, 256], **({"decoder": spec["decoder"]} if "decoder" in spec else {})},
         seed=seed,
         device=device,
     )
@@ -144,6 +148,8 @@ def run_arm(name: str, steps: int, learning_starts: int, device: str, seed: int)
         # UTD: 1 for the plain arms; ParallelTrainCallback decouples collection from training, so it can collect
         # far faster than it trains, and is then not comparable in env steps/s.
         "updates_per_env_step": updates_per_env_step,
+        # Time in train() per gradient step (LatentSAC's include its generator update), the rest being the env and acting.
+        "ms_per_gradient_step": 1e3 * train_seconds[0] / n_updates if n_updates else None,
         "gflop_per_update": flops_per_update / 1e9,
         "update_gflop_per_s": (flops_per_update * n_updates / train_seconds[0] / 1e9) if n_updates else None,
         "matmul_probe_gflop_per_s": matmul_gflops(device),
@@ -204,16 +210,20 @@ def main() -> None:
             for arm in arms
             if ARMS[arm]["algo"] == prefix
             and not ARMS[arm].get("side_by_side")
+            and "decoder" not in ARMS[arm]
             and statistics.median(r["updates_per_env_step"] for r in results if r["arm"] == arm) >= 0.95
         ]
         if candidates:
             medians[f"best:{prefix}"] = max(medians[arm] for arm in candidates)
     ratios = {label: medians[a] / medians[b] for label, (a, b) in RATIOS.items() if a in medians and b in medians}
+    step_ms = {arm: statistics.median(r["ms_per_gradient_step"] for r in results if r["arm"] == arm)
+               for arm in arms if all(r["ms_per_gradient_step"] for r in results if r["arm"] == arm)}  # fmt: skip
     summary = {"device": args.device, "steps": args.steps, "learning_starts": args.learning_starts,
-               "median_env_steps_per_s": medians, "ratios": ratios, "runs": results}  # fmt: skip
+               "median_env_steps_per_s": medians, "median_ms_per_gradient_step": step_ms, "ratios": ratios,
+               "runs": results}  # fmt: skip
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(summary, indent=2))
-    print(json.dumps({"median_env_steps_per_s": medians, "ratios": ratios}, indent=2))
+    print(json.dumps({"median_env_steps_per_s": medians, "median_ms_per_gradient_step": step_ms, "ratios": ratios}, indent=2))
 
 
 if __name__ == "__main__":

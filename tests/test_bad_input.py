@@ -143,7 +143,7 @@ API_CASES: list[tuple[str, Callable[[], Any], str]] = [
     ("latent_gain", lambda: latent_sac(policy_kwargs=dict(latent_gain=0)), r"latent_gain must be a finite number > 0"),
     ("residual_bound", lambda: latent_sac(policy_kwargs=dict(residual_bound=math.nan)), r"residual_bound must be a finite"),
     ("generator_net_arch", lambda: latent_sac(policy_kwargs=dict(generator_net_arch=[8, "x"])), r"net_arch must be a list"),
-    ("decoder", lambda: latent_sac(policy_kwargs=dict(decoder="flow")), r"decoder must be one of"),
+    ("decoder", lambda: latent_sac(policy_kwargs=dict(decoder="spline")), r"decoder must be one of"),
     ("action_generator int", lambda: latent_sac(action_generator=123), r"action_generator=123 is not a generator source"),
 ]
 

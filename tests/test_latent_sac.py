@@ -357,9 +357,11 @@ def test_tuning_sampler() -> None:
     optuna = pytest.importorskip("optuna")
     from sb3_latent.latent_sac.tuning import convert_latent_sac_params, sample_latent_sac_params
 
-    for seed in range(4):
+    decoders = set()
+    for seed in range(6):
         trial = optuna.create_study(sampler=optuna.samplers.RandomSampler(seed=seed)).ask()
         params = sample_latent_sac_params(trial, n_actions=1, n_envs=1, additional_args={"using_her_replay_buffer": False})
+        decoders.add(params["policy_kwargs"]["decoder"])
         for key in ("kl_weight", "learning_rate", "generator_learning_rate", "target_entropy", "policy_kwargs"):
             assert key in params
         assert "latent_dim" in params["policy_kwargs"]
@@ -367,3 +369,4 @@ def test_tuning_sampler() -> None:
         assert model.policy.latent_dim == params["policy_kwargs"]["latent_dim"]
         # rl-zoo3 rebuilds a stored trial's hyperparameters from trial.params with the registered converter.
         assert convert_latent_sac_params(trial.params | {"n_actions": 1}) == params
+    assert decoders == {"residual", "mlp", "flow"}  # the flow among the choices, with the prior it takes

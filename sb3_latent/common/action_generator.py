@@ -26,6 +26,12 @@ whatever data the generator was fitted on: the generator can shape *where* the p
 ``[-0.987, 0.987]^d``. ``decoder="mlp"`` is the plain CVAE decoder of the poster and of PLAS.
 ``decoder="identity"`` decodes a = clip(z, -1, 1) and has nothing to learn but its noise: with
 ``latent_bound=1`` LatentSAC is then SAC itself (the rung from which the latent ablation starts).
+
+``decoder="flow"`` is the normalizing-flow generator of the poster's future work: a = F_s(z / b), a bijection of the
+latent box [-b, b]^d onto the action box at every state (``sb3_latent/common/flow.py``). Its inverse is the exact
+posterior, so its loss is the exact negative log-likelihood of the action rather than the ELBO, it has no encoder
+network and no decoder noise, and its prior is N(0, I) restricted to the latent box (a learned prior would be absorbed
+by the state-conditioned flow, so it is refused).
 """
 
 from __future__ import annotations
@@ -51,6 +57,7 @@ from stable_baselines3.common.utils import get_device
 from torch import nn
 
 from sb3_latent.common.checks import is_finite, is_int
+from sb3_latent.common.flow import CouplingSplineFlow
 from sb3_latent.errors import UserInputError
 
 # Clamp of the decoder's state-independent log standard deviation (on the [-1, 1]-scaled action).
@@ -61,9 +68,9 @@ LATENT_LOG_STD_MIN = -8.0
 LATENT_LOG_STD_MAX = 2.0
 
 PRIORS = ("standard", "learned")
-DECODERS = ("residual", "mlp", "identity")
-# Decoders that map each latent axis onto one action axis.
-AXIS_DECODERS = ("residual", "identity")
+DECODERS = ("residual", "mlp", "identity", "flow")
+# Decoders that map each latent axis onto one action axis (the flow: a bijection of the box).
+AXIS_DECODERS = ("residual", "identity", "flow")
 # The features extractors a generator may read the state through: saved by name, so that a generator file loads
 # with torch.load(weights_only=True) (no class is unpickled). SB3's MlpPolicy, CnnPolicy and MultiInputPolicy ones.
 FEATURES_EXTRACTORS: dict[str, type[BaseFeaturesExtractor]] = {
@@ -95,10 +102,13 @@ class ActionGenerator(nn.Module):
     :param activation_fn: Activation function of those networks (a ``torch.nn`` class)
     :param prior: ``"standard"`` for p(z) = N(0, I), ``"learned"`` for a state-conditioned p(z|s)
         trained with the generator through the KL term
-    :param decoder: ``"residual"`` (default, support-preserving, needs ``latent_dim == action_dim``) or
-        ``"mlp"`` (plain CVAE decoder, tanh-bounded mean)
+    :param decoder: ``"residual"`` (default, support-preserving, needs ``latent_dim == action_dim``),
+        ``"mlp"`` (plain CVAE decoder, tanh-bounded mean), ``"identity"`` (a = clip(z, -1, 1)) or ``"flow"``
+        (a bijection of the latent box onto the action box, trained by exact likelihood; ``latent_dim == action_dim``)
     :param latent_gain: Slope of the fixed identity part of the residual decoder (``latent_gain * z``)
     :param residual_bound: Bound on the learned part of the residual decoder's pre-tanh mean
+    :param latent_bound: Half-width b of the latent box [-b, b]^d the flow maps from (``decoder="flow"`` only: the
+        latent policy's ``latent_bound``)
     :param features_extractor_class: How the encoder, decoder and prior read the state: one of
         ``FEATURES_EXTRACTORS`` (``FlattenExtractor``, ``NatureCNN``, ``CombinedExtractor``), as a class or its name.
         The generator's own module, trained by its loss
@@ -119,6 +129,7 @@ class ActionGenerator(nn.Module):
         decoder: str = "residual",
         latent_gain: float = 1.5,
         residual_bound: float = 0.5,
+        latent_bound: float = 2.0,
         features_extractor_class: type[BaseFeaturesExtractor] | str = FlattenExtractor,
         features_extractor_kwargs: dict[str, Any] | None = None,
         normalize_images: bool = True,
@@ -136,6 +147,13 @@ class ActionGenerator(nn.Module):
                 f"decoder={decoder!r} maps each latent axis to one action axis, so it needs latent_dim == action_dim "
                 f"(got latent_dim={latent_dim}, action_dim={action_dim}). Leave latent_dim out, or use decoder='mlp'."
             )
+        if decoder == "flow" and prior != "standard":
+            raise UserInputError(
+                f"decoder='flow' takes prior='standard' only, got prior={prior!r}: a state-conditioned flow absorbs a "
+                "learned prior p(z|s) (any p(z|s) is the standard one pushed through some flow). Leave prior out."
+            )
+        if not (is_finite(latent_bound) and latent_bound > 0):
+            raise UserInputError(f"latent_bound must be a finite number > 0 (e.g. 2.0), got {latent_bound!r}.")
         if not (is_finite(latent_gain) and latent_gain > 0):
             raise UserInputError(f"latent_gain must be a finite number > 0 (e.g. 1.5), got {latent_gain!r}.")
         if not (is_finite(residual_bound) and residual_bound >= 0):
@@ -163,19 +181,30 @@ class ActionGenerator(nn.Module):
         self.decoder = decoder
         self.latent_gain = float(latent_gain)
         self.residual_bound = float(residual_bound)
+        self.latent_bound = float(latent_bound)
+        # The flow is exact: no decoder noise, no encoder network (its inverse is the posterior).
+        self.has_decoder_noise = decoder != "flow"
+        self.flow: CouplingSplineFlow | None = None
+        if decoder == "flow":
+            self.flow = CouplingSplineFlow(self.obs_dim, self.action_dim, self.net_arch, activation_fn)
 
         # q(z|s,a): one network, mean and log-std heads side by side
-        self.encoder_net = nn.Sequential(
-            *create_mlp(self.obs_dim + self.action_dim, 2 * self.latent_dim, self.net_arch, activation_fn)
+        encoder_layers = (
+            []
+            if decoder == "flow"
+            else create_mlp(self.obs_dim + self.action_dim, 2 * self.latent_dim, self.net_arch, activation_fn)
         )
+        self.encoder_net = nn.Sequential(*encoder_layers)
         # g(a|s,z): mean network; the log-std is a learned state-independent vector (clamped)
         decoder_layers = (
             []
-            if decoder == "identity"
+            if decoder in ("identity", "flow")
             else create_mlp(self.obs_dim + self.latent_dim, self.action_dim, self.net_arch, activation_fn)
         )
         self.decoder_net = nn.Sequential(*decoder_layers)
-        self.decoder_log_std = nn.Parameter(th.full((self.action_dim,), -1.0))
+        self.decoder_log_std: nn.Parameter | None = None
+        if self.has_decoder_noise:
+            self.decoder_log_std = nn.Parameter(th.full((self.action_dim,), -1.0))
         if decoder == "residual":
             # Start as the identity skeleton tanh(latent_gain * z): the warp is learned from zero.
             last = self.decoder_net[-1]
@@ -211,7 +240,11 @@ class ActionGenerator(nn.Module):
 
     # ------------------------------------------------------------------ the three distributions
     def encode(self, obs: th.Tensor, actions: th.Tensor) -> tuple[th.Tensor, th.Tensor]:
-        """q(z|s,a): mean and clamped log-std of the latent code of the scaled ``actions`` at ``obs``."""
+        """q(z|s,a): mean and clamped log-std of the latent code of the scaled ``actions`` at ``obs``. For the flow, the
+        exact posterior: the point z = b F_s^-1(a), with log-std -inf."""
+        if self.flow is not None:
+            unit = self.flow.inverse_and_log_det(obs, actions)[0]
+            return self.latent_bound * unit, th.full_like(unit, -math.inf)
         mean, log_std = self.encoder_net(th.cat([obs, actions], dim=1)).chunk(2, dim=1)
         return mean, log_std.clamp(LATENT_LOG_STD_MIN, LATENT_LOG_STD_MAX)
 
@@ -219,13 +252,16 @@ class ActionGenerator(nn.Module):
         """Mean of g(a|s,z), in [-1, 1]."""
         if self.decoder == "identity":
             return latent.clamp(-1.0, 1.0)
+        if self.flow is not None:
+            return self.flow(obs, (latent / self.latent_bound).clamp(-1.0, 1.0))
         out = self.decoder_net(th.cat([obs, latent], dim=1))
         if self.decoder == "residual":
             out = self.latent_gain * latent + self.residual_bound * th.tanh(out)
         return th.tanh(out)
 
     def decoder_log_std_clamped(self) -> th.Tensor:
-        """Log-std of g(a|s,z), shared by all states and codes, clamped to a finite range."""
+        """Log-std of g(a|s,z), shared by all states and codes, clamped to a finite range (not for the flow)."""
+        assert self.decoder_log_std is not None, "the flow generator has no decoder noise"
         return self.decoder_log_std.clamp(DECODER_LOG_STD_MIN, DECODER_LOG_STD_MAX)
 
     def prior_distribution(self, obs: th.Tensor) -> tuple[th.Tensor, th.Tensor]:
@@ -240,12 +276,15 @@ class ActionGenerator(nn.Module):
         """log p(z|s) of the codes ``latent`` (a density on z itself), summed over latent dims, shape (batch, 1)."""
         mean, log_std = self.prior_distribution(obs)
         error = (latent - mean) * th.exp(-log_std)
-        return -(0.5 * error.pow(2) + log_std).sum(dim=1, keepdim=True) - gaussian_log_prob_const(self.latent_dim)
+        log_prob = -(0.5 * error.pow(2) + log_std).sum(dim=1, keepdim=True) - gaussian_log_prob_const(self.latent_dim)
+        if self.flow is not None:  # N(0, I) restricted to the box [-b, b]^d: renormalised by its mass there
+            log_prob = log_prob - self.latent_dim * math.log(math.erf(self.latent_bound / math.sqrt(2.0)))
+        return log_prob
 
     def sample_actions(self, obs: th.Tensor, latent: th.Tensor, deterministic: bool = False) -> th.Tensor:
         """a ~ g(a|s,z) clipped to [-1, 1]; the decoder mean when ``deterministic``."""
         mean = self.decode(obs, latent)
-        if deterministic:
+        if deterministic or not self.has_decoder_noise:
             return mean
         noise = th.randn_like(mean) * self.decoder_log_std_clamped().exp()
         return (mean + noise).clamp(-1.0, 1.0)
@@ -253,6 +292,10 @@ class ActionGenerator(nn.Module):
     def sample_prior(self, obs: th.Tensor, n_samples: int = 1, generator: th.Generator | None = None) -> th.Tensor:
         """z ~ p(z|s), shape (n_samples, batch, latent_dim); ``generator``: a random stream (default: torch's global one)."""
         mean, log_std = self.prior_distribution(obs)
+        if self.flow is not None:  # N(0, I) restricted to [-b, b]^d, by the inverse of its CDF
+            edge = 0.5 * (1.0 + math.erf(-self.latent_bound / math.sqrt(2.0)))  # Phi(-b)
+            uniform = th.rand((n_samples, *mean.shape), device=mean.device, generator=generator)
+            return th.special.ndtri(edge + (1.0 - 2.0 * edge) * uniform).clamp(-self.latent_bound, self.latent_bound)
         return mean + log_std.exp() * th.randn((n_samples, *mean.shape), device=mean.device, generator=generator)
 
     def forward(self, obs: th.Tensor, latent: th.Tensor, deterministic: bool = False) -> th.Tensor:
@@ -269,8 +312,12 @@ class ActionGenerator(nn.Module):
         :param obs: Observations, as ``LatentSACPolicy.generator_input`` returns them
         :param actions: Actions scaled to [-1, 1] (the replay buffer's)
         :param kl_weight: beta, the weight of the KL summed over latent dimensions
-        :return: the loss to minimise, and the detached (reconstruction loss, KL) pair for logging
+        :return: the loss to minimise, and the detached (reconstruction loss, KL) pair for logging; for the flow,
+            the exact negative log-likelihood (see :meth:`flow_loss`) and a KL of 0 (``kl_weight`` is unused)
         """
+        if self.flow is not None:
+            nll = self.flow_loss(obs, actions)
+            return nll, th.stack([nll.detach(), th.zeros_like(nll)])
         # z ~ q(z|s,a), reparameterised: z = mu_q + sigma_q * eps
         z_mean, z_log_std = self.encode(obs, actions)
         z_q = z_mean + z_log_std.exp() * th.randn((actions.shape[0], self.latent_dim), device=actions.device)
@@ -295,6 +342,19 @@ class ActionGenerator(nn.Module):
         kl_loss = kl.sum(dim=1).mean()
         return reconstruction_loss + kl_weight * kl_loss, th.stack([reconstruction_loss.detach(), kl_loss.detach()])
 
+    def flow_loss(self, obs: th.Tensor, actions: th.Tensor) -> th.Tensor:
+        """
+        The flow's exact negative log-likelihood of the scaled ``actions`` at ``obs`` (mean over the batch):
+        -log g(a|s) = -log p(z) - log |det dz/da| at z = b F_s^-1(a), with p(z) = N(0, I) restricted to [-b, b]^d.
+
+        Its ELBO is this log-likelihood: the posterior q(z|s,a) is the point z = b F_s^-1(a), so the bound is tight.
+        """
+        assert self.flow is not None
+        unit, log_det = self.flow.inverse_and_log_det(obs, actions)
+        latent = self.latent_bound * unit
+        log_likelihood = self.prior_log_prob(obs, latent).squeeze(1) + log_det + self.latent_dim * math.log(self.latent_bound)
+        return -log_likelihood.mean()
+
     # ------------------------------------------------------------------ architecture, checks, save/load
     def architecture(self) -> dict[str, Any]:
         """Constructor arguments, in plain Python types (they go into the saved file)."""
@@ -311,6 +371,8 @@ class ActionGenerator(nn.Module):
             features_extractor_class=type(self.features_extractor).__name__,
             features_extractor_kwargs=dict(self.features_extractor_kwargs),
             normalize_images=self.normalize_images,
+            # The flow's latent box; the other decoders read no bound, and their files stay as they were.
+            **({"latent_bound": self.latent_bound} if self.flow is not None else {}),
         )
 
     def check_spaces(self, observation_space: spaces.Space, action_space: spaces.Space) -> None:

@@ -435,6 +435,26 @@ def _latent_ablation() -> Experiment:
     )
 
 
+def _flow_generator() -> Experiment:
+    conditions = (
+        Condition("residual", LATENT_SAC, FORWARD, label="residual decoder, CVAE (default)"),
+        Condition(
+            "flow",
+            LATENT_SAC,
+            FORWARD,
+            hyperparams={"policy_kwargs": MergeDict(decoder="flow")},
+            label="flow generator, exact likelihood",
+        ),
+    )
+    return Experiment(
+        name="flow-generator",
+        title="A normalizing-flow action generator against the default decoder (LatentSAC)",
+        figure="poster: future work",
+        conditions=conditions,
+        panels=(Panel(FORWARD, ("residual", "flow")),),
+    )
+
+
 EXPERIMENTS: dict[str, Experiment] = {
     experiment.name: experiment
     for experiment in (
@@ -444,5 +464,6 @@ EXPERIMENTS: dict[str, Experiment] = {
         _target_entropy(),
         _prior(),
         _latent_ablation(),
+        _flow_generator(),
     )
 }

@@ -632,7 +632,8 @@ class LatentSAC(SAC):
         """
         ``action_spread_over_z``: std of the decoded action g_mean(s, z) over ``SPREAD_CODES`` prior codes per state,
         averaged over the last minibatch's first ``SPREAD_STATES`` states and the action dims (0: the decoder ignores
-        z); ``decoder_std``: the decoder's mean sigma_g. Empty before the first gradient step.
+        z); ``decoder_std``: the decoder's mean sigma_g (not for the flow, which has none). Empty before the first
+        gradient step.
 
         The codes come from a private random generator, so how often this runs (``log_interval``) never changes
         the training's random numbers.
@@ -645,8 +646,10 @@ class LatentSAC(SAC):
             codes = codes.clamp(-self.actor.latent_bound, self.actor.latent_bound)
             decoded = generator.decode(obs.repeat(SPREAD_CODES, 1), codes.flatten(0, 1))
             action_spread = decoded.reshape(SPREAD_CODES, obs.shape[0], -1).std(dim=0).mean()
-            decoder_std = generator.decoder_log_std_clamped().exp().mean()
-        return {"action_spread_over_z": float(action_spread), "decoder_std": float(decoder_std)}
+        diagnostics = {"action_spread_over_z": float(action_spread)}
+        if generator.has_decoder_noise:  # the flow decodes exactly: it has no sigma_g
+            diagnostics["decoder_std"] = float(generator.decoder_log_std_clamped().exp().mean())
+        return diagnostics
 
     def dump_logs(self) -> None:
         for name, value in self.generator_diagnostics().items():
@@ -680,10 +683,14 @@ class LatentSAC(SAC):
             self.logger.record("train/residual_magnitude", float(rl_means["residual_magnitude"]))
         if len(generator_values) > 0:
             reconstruction, kl = generator_values[-len(rl_values) :].mean(axis=0)  # warm-up rows excluded
-            self.logger.record("train/reconstruction_loss", float(reconstruction))
-            self.logger.record("train/kl_loss", float(kl))
-            self.logger.record("train/elbo", float(-(reconstruction + kl)))
-            self.logger.record("train/generator_loss", float(reconstruction + self.kl_weight * kl))
+            if self.action_generator.flow is not None:  # exact likelihood: no reconstruction term, no KL
+                self.logger.record("train/generator_nll", float(reconstruction))
+                self.logger.record("train/log_likelihood", float(-reconstruction))
+            else:
+                self.logger.record("train/reconstruction_loss", float(reconstruction))
+                self.logger.record("train/kl_loss", float(kl))
+                self.logger.record("train/elbo", float(-(reconstruction + kl)))
+                self.logger.record("train/generator_loss", float(reconstruction + self.kl_weight * kl))
 
     def _check_finite(self, rl_values: np.ndarray, generator_values: np.ndarray, n_updates_before: int, n_warmup: int) -> None:
         """Raise (before any callback can save the model) when a loss became NaN or infinite."""

@@ -149,8 +149,9 @@ class LatentSACPolicy(SACPolicy):
     :param generator_net_arch: Hidden layers of the encoder, decoder and learned prior (default ``[64, 64]``)
     :param generator_activation_fn: Activation function of the generator networks
     :param prior: ``"standard"`` (p(z) = N(0, I)) or ``"learned"`` (p(z|s))
-    :param decoder: ``"residual"`` (support-preserving, default), ``"mlp"`` (plain CVAE decoder) or ``"identity"``
-        (a = clip(z, -1, 1): with ``latent_bound=1``, SAC's own parametrisation)
+    :param decoder: ``"residual"`` (support-preserving, default), ``"mlp"`` (plain CVAE decoder), ``"identity"``
+        (a = clip(z, -1, 1): with ``latent_bound=1``, SAC's own parametrisation) or ``"flow"`` (a bijection of the
+        latent box onto the action box at each state, trained by exact likelihood; no decoder noise)
     :param latent_gain: Slope of the identity part of the residual decoder
     :param residual_bound: Bound on the learned part of the residual decoder's pre-tanh mean
     :param decoder_noise: Whether acting samples a ~ g(a|s,z) (default, the poster's ancestral sampling) or takes the
@@ -219,6 +220,8 @@ class LatentSACPolicy(SACPolicy):
             decoder=decoder,
             latent_gain=latent_gain,
             residual_bound=residual_bound,
+            # the flow maps the latent policy's box onto the action box
+            **({"latent_bound": self.latent_bound} if decoder == "flow" else {}),
             # None: chosen in make_action_generator() from the policy's extractor, known once SB3 has set it up.
             features_extractor_class=generator_features_extractor_class,
             features_extractor_kwargs=generator_features_extractor_kwargs,
@@ -286,17 +289,19 @@ class LatentSACPolicy(SACPolicy):
                 f"latent_dim={self.latent_dim} codes. Build the model with policy_kwargs=dict(latent_dim="
                 f"{generator.latent_dim}) or pass the generator as LatentSAC(..., action_generator=...)."
             )
+        if generator.decoder == "flow" and generator.latent_bound != self.latent_bound:
+            raise UserInputError(
+                f"The flow action generator maps the latent box [-{generator.latent_bound}, {generator.latent_bound}] but "
+                f"this model's latent policy emits codes in [-{self.latent_bound}, {self.latent_bound}]. Build the model "
+                f"with policy_kwargs=dict(latent_bound={generator.latent_bound}), or leave latent_bound out."
+            )
         self.generator_kwargs = generator_constructor_kwargs(generator)
         self.action_generator = generator.to(self.device)
 
     def _get_constructor_parameters(self) -> dict[str, Any]:
         data = super()._get_constructor_parameters()
-        data.update(
-            latent_bound=self.latent_bound,
-            residual_scale=self.residual_scale,
-            decoder_noise=self.decoder_noise,
-            **generator_policy_kwargs(self.action_generator),
-        )
+        data.update(latent_bound=self.latent_bound, residual_scale=self.residual_scale, decoder_noise=self.decoder_noise)
+        data.update(generator_policy_kwargs(self.action_generator))  # a flow's latent_bound is the policy's own
         return data
 
     def generator_input(self, obs: PyTorchObs) -> th.Tensor:
@@ -315,7 +320,7 @@ class LatentSACPolicy(SACPolicy):
             return self.action_generator.sample_actions(generator_obs, latent, deterministic=not decoder_noise)
         # Residual mode: a = clip(g_mean(s, z) + sigma_g eps + r(s), -1, 1), one clip for noise and residual.
         actions = self.action_generator.decode(generator_obs, latent) + residual
-        if decoder_noise:
+        if decoder_noise and self.action_generator.has_decoder_noise:
             actions = actions + th.randn_like(actions) * self.action_generator.decoder_log_std_clamped().exp()
         return actions.clamp(-1.0, 1.0)
 

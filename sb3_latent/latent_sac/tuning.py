@@ -31,15 +31,16 @@ def sample_latent_sac_params(trial: optuna.Trial, n_actions: int, n_envs: int, a
     trial.suggest_categorical("net_arch", ["small", "medium", "big"])
 
     # ---- Latent policy and action generator
-    # The residual (support-preserving) decoder needs latent_dim == n_actions (its default); the plain CVAE decoder
-    # takes any size.
-    decoder = trial.suggest_categorical("decoder", ["residual", "mlp"])
+    # The residual (support-preserving) decoder and the flow need latent_dim == n_actions (its default); the plain
+    # CVAE decoder takes any size.
+    decoder = trial.suggest_categorical("decoder", ["residual", "mlp", "flow"])
     if decoder == "mlp":
         trial.suggest_categorical("latent_dim", [2, 4, 6, 8, 12])
     trial.suggest_float("kl_weight", 1e-3, 1.0, log=True)
     trial.suggest_float("generator_learning_rate", 1e-5, 3e-3, log=True)
     trial.suggest_categorical("generator_net_arch", ["tiny", "small", "medium"])
-    trial.suggest_categorical("prior", ["standard", "learned"])
+    if decoder != "flow":  # a state-conditioned flow absorbs a learned prior: it takes the standard one only
+        trial.suggest_categorical("prior", ["standard", "learned"])
     # Target entropy of pi(z|s) per latent dimension (the default is -1 per dimension)
     trial.suggest_float("target_entropy_per_dim", -3.0, 0.5)
 
