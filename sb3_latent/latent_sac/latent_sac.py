@@ -648,7 +648,7 @@ class LatentSAC(SAC):
             action_spread = decoded.reshape(SPREAD_CODES, obs.shape[0], -1).std(dim=0).mean()
         diagnostics = {"action_spread_over_z": float(action_spread)}
         if generator.has_decoder_noise:  # the flow decodes exactly: it has no sigma_g
-            diagnostics["decoder_std"] = float(generator.decoder_log_std_clamped().exp().mean())
+            diagnostics["decoder_std"] = float(generator.decoder_log_std_clamped().detach().exp().mean())
         return diagnostics
 
     def dump_logs(self) -> None:
