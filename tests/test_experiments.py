@@ -139,7 +139,7 @@ def test_latent_ablation_smoke(zoo_env, tmp_path):
     check_ok(cli(["latent-ablation", "--budget", "smoke", "--seeds", "1", "-f", str(tmp_path)], zoo_env, tmp_path))
     out = tmp_path / "latent-ablation"
     experiment = EXPERIMENTS["latent-ablation"]
-    assert len(experiment.conditions) == 1 + 5 + 3  # SAC, the five rungs, three leave-one-out rows
+    assert len(experiment.conditions) == 1 + 5 + 3 + 2  # SAC, the five rungs, three leave-one-out rows, 2 candidates
     for condition in experiment.conditions:
         assert evaluated_steps(run_folder(out, condition.name)) == SMOKE_STEPS, condition.name
 
@@ -154,6 +154,9 @@ def test_latent_ablation_smoke(zoo_env, tmp_path):
     default = LatentSAC.load(zip_path("rung4-elbo"))
     assert default.generator_mode == "train" and default.action_generator.decoder == "residual"
     assert default.policy.latent_bound == 2.0 and default.policy.decoder_noise and default.target_entropy == -6.0
+    candidate = LatentSAC.load(zip_path("candidate"))
+    assert candidate.action_generator.decoder == "sac-residual" and candidate.policy.latent_bound == 1.0
+    assert candidate.generator_mode == "train" and candidate.policy.decoder_noise
     without_entropy = LatentSAC.load(zip_path("without-entropy"))
     assert without_entropy.target_entropy == pytest.approx(-6.0 * (1 - np.log(2.0)))
     assert (out / "latent-ablation.png").is_file() and "| LatentSAC as SAC |" in (out / "summary.md").read_text()
@@ -569,6 +572,13 @@ def test_summary_statistics():
     assert row["final_ci_low"] >= 900.0 and row["final_ci_high"] <= 1500.0
     assert row["iqm_final"] == pytest.approx(1266.67, abs=0.01)  # 3 seeds: trim_mean(0.25) cuts nothing
     assert row["mean_over_training"] == pytest.approx(scores.mean())
+    per_seed_mean = scores.mean(axis=1)  # 800, 950, 325
+    assert row["mean_over_training_ci_low"] <= row["mean_over_training"] <= row["mean_over_training_ci_high"]
+    assert per_seed_mean.min() <= row["mean_over_training_ci_low"] and row["mean_over_training_ci_high"] <= 950.0
+    assert row["seed_list"] == "0 1 2" and row["final_per_seed"] == "1500.0 1400.0 900.0"
+    assert row["mean_over_training_per_seed"] == "800.0 950.0 325.0"
+    line = markdown_table([row], threshold=1000.0).splitlines()[-1]
+    assert "| 1,500, 1,400, 900 |" in line and "| 800, 950, 325 |" in line
     assert row["steps_to_threshold"] == 150.0 and row["seeds_reaching_threshold"] == 2  # median of 200 and 100
 
 

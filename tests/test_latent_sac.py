@@ -55,7 +55,7 @@ class ObsEnv(gym.Env):
         return self.observation_space.sample(), 0.0, False, False, {}
 
 
-@pytest.mark.parametrize("decoder", ["residual", "mlp"])
+@pytest.mark.parametrize("decoder", ["residual", "mlp", "sac-residual"])
 @pytest.mark.parametrize("prior", ["standard", "learned"])
 def test_learn_pendulum(decoder: str, prior: str) -> None:
     policy_kwargs = dict(TINY, decoder=decoder, prior=prior)
@@ -74,6 +74,21 @@ def test_learn_pendulum(decoder: str, prior: str) -> None:
     assert diagnostics["action_spread_over_z"] > 0.01  # the decoder uses z
     assert 0 < diagnostics["decoder_std"] <= 1
     assert model.target_entropy == -model.policy.latent_dim
+
+
+@pytest.mark.parametrize("latent_bound", [1.0, 2.0])
+def test_sac_residual_decoder_starts_as_sac_and_covers_the_action_box(latent_bound: float) -> None:
+    generator = ActionGenerator((5,), 3, decoder="sac-residual", latent_bound=latent_bound)
+    pre_squash = 3.0 * th.randn(1000, 3)
+    obs, latent = th.randn(1000, 5), latent_bound * th.tanh(pre_squash)  # the latent policy's z = b tanh(u)
+    assert th.allclose(generator.decode(obs, latent), th.tanh(pre_squash), atol=1e-5)  # SAC's action tanh(u)
+    with th.no_grad():  # any warp: the faces of the latent box still decode onto the faces of the action box
+        for parameter in generator.decoder_net.parameters():
+            parameter.normal_(0.0, 3.0)
+    faces = latent_bound * th.sign(th.randn(1000, 3))
+    decoded = generator.decode(obs, faces)
+    assert th.allclose(decoded, faces / latent_bound, atol=1e-4)
+    assert generator.decode(obs, 0.5 * latent).std() > 0.1  # and it is warped inside
 
 
 def test_learn_halfcheetah() -> None:
@@ -163,7 +178,7 @@ def test_same_seed_same_result() -> None:
     assert not all(th.equal(first[key], other[key]) for key in first)
 
 
-@pytest.mark.parametrize("decoder", ["residual", "mlp"])
+@pytest.mark.parametrize("decoder", ["residual", "mlp", "sac-residual"])
 def test_generator_lowers_reconstruction_loss(decoder: str) -> None:
     model = quiet(
         LatentSAC(

@@ -24,8 +24,16 @@ action box ``[-tanh(c), tanh(c)]^d`` with ``c = latent_gain * b - residual_bound
 whatever data the generator was fitted on: the generator can shape *where* the prior's mass lands
 (the skill), but it cannot lose support. With the defaults (b = 2, gain 1.5, bound 0.5) that box is
 ``[-0.987, 0.987]^d``. ``decoder="mlp"`` is the plain CVAE decoder of the poster and of PLAS.
-``decoder="identity"`` decodes a = clip(z, -1, 1) and has nothing to learn but its noise: with
-``latent_bound=1`` LatentSAC is then SAC itself (the rung from which the latent ablation starts).
+``decoder="sac-residual"`` is the residual decoder on SAC's own squashing instead of the fixed skeleton tanh(1.5 z):
+
+    tanh(atanh(z / b) + residual_bound * tanh(f(s, z)))
+
+With the latent policy's z = b tanh(u), an untrained generator (f = 0) decodes a = tanh(u), SAC's action, at every
+code, and along each latent axis atanh(z_i / b) runs to +-infinity at the faces, so the same Poincare-Miranda argument
+gives the whole open action box at every state.
+
+``decoder="identity"`` decodes a = clip(z, -1, 1) and has nothing to learn but its noise: with ``latent_bound=1``
+LatentSAC is then SAC itself (the rung from which the latent ablation starts).
 
 ``decoder="flow"`` is the normalizing-flow generator of the poster's future work: a = F_s(z / b), a bijection of the
 latent box [-b, b]^d onto the action box at every state (``sb3_latent/common/flow.py``). Its inverse is the exact
@@ -68,9 +76,14 @@ LATENT_LOG_STD_MIN = -8.0
 LATENT_LOG_STD_MAX = 2.0
 
 PRIORS = ("standard", "learned")
-DECODERS = ("residual", "mlp", "identity", "flow")
+DECODERS = ("residual", "mlp", "identity", "flow", "sac-residual")
 # Decoders that map each latent axis onto one action axis (the flow: a bijection of the box).
-AXIS_DECODERS = ("residual", "identity", "flow")
+AXIS_DECODERS = ("residual", "identity", "flow", "sac-residual")
+# Decoders that read the latent box [-b, b]^d (b = the latent policy's latent_bound): saved with the generator.
+BOX_DECODERS = ("flow", "sac-residual")
+RESIDUAL_DECODERS = ("residual", "sac-residual")
+# |z / b| is clamped below 1 before atanh (sac-residual): atanh(1 - 1e-6) = 7.25, where tanh is 1 in float32.
+UNIT_CODE_CLAMP = 1.0 - 1e-6
 # The features extractors a generator may read the state through: saved by name, so that a generator file loads
 # with torch.load(weights_only=True) (no class is unpickled). SB3's MlpPolicy, CnnPolicy and MultiInputPolicy ones.
 FEATURES_EXTRACTORS: dict[str, type[BaseFeaturesExtractor]] = {
@@ -103,12 +116,13 @@ class ActionGenerator(nn.Module):
     :param prior: ``"standard"`` for p(z) = N(0, I), ``"learned"`` for a state-conditioned p(z|s)
         trained with the generator through the KL term
     :param decoder: ``"residual"`` (default, support-preserving, needs ``latent_dim == action_dim``),
-        ``"mlp"`` (plain CVAE decoder, tanh-bounded mean), ``"identity"`` (a = clip(z, -1, 1)) or ``"flow"``
+        ``"mlp"`` (plain CVAE decoder, tanh-bounded mean), ``"identity"`` (a = clip(z, -1, 1)), ``"flow"``
         (a bijection of the latent box onto the action box, trained by exact likelihood; ``latent_dim == action_dim``)
+        or ``"sac-residual"`` (the residual decoder on SAC's squashing: it starts as SAC, a = tanh(u))
     :param latent_gain: Slope of the fixed identity part of the residual decoder (``latent_gain * z``)
     :param residual_bound: Bound on the learned part of the residual decoder's pre-tanh mean
-    :param latent_bound: Half-width b of the latent box [-b, b]^d the flow maps from (``decoder="flow"`` only: the
-        latent policy's ``latent_bound``)
+    :param latent_bound: Half-width b of the latent box [-b, b]^d the decoder reads (``decoder="flow"`` and
+        ``"sac-residual"`` only: the latent policy's ``latent_bound``)
     :param features_extractor_class: How the encoder, decoder and prior read the state: one of
         ``FEATURES_EXTRACTORS`` (``FlattenExtractor``, ``NatureCNN``, ``CombinedExtractor``), as a class or its name.
         The generator's own module, trained by its loss
@@ -205,8 +219,8 @@ class ActionGenerator(nn.Module):
         self.decoder_log_std: nn.Parameter | None = None
         if self.has_decoder_noise:
             self.decoder_log_std = nn.Parameter(th.full((self.action_dim,), -1.0))
-        if decoder == "residual":
-            # Start as the identity skeleton tanh(latent_gain * z): the warp is learned from zero.
+        if decoder in RESIDUAL_DECODERS:
+            # Start as the skeleton (tanh(latent_gain * z), or SAC's tanh(u)): the warp is learned from zero.
             last = self.decoder_net[-1]
             assert isinstance(last, nn.Linear)
             nn.init.zeros_(last.weight)
@@ -257,6 +271,9 @@ class ActionGenerator(nn.Module):
         out = self.decoder_net(th.cat([obs, latent], dim=1))
         if self.decoder == "residual":
             out = self.latent_gain * latent + self.residual_bound * th.tanh(out)
+        elif self.decoder == "sac-residual":  # u = atanh(z / b), the latent policy's pre-squash code
+            unit = (latent / self.latent_bound).clamp(-UNIT_CODE_CLAMP, UNIT_CODE_CLAMP)
+            out = th.atanh(unit) + self.residual_bound * th.tanh(out)
         return th.tanh(out)
 
     def decoder_log_std_clamped(self) -> th.Tensor:
@@ -371,8 +388,8 @@ class ActionGenerator(nn.Module):
             features_extractor_class=type(self.features_extractor).__name__,
             features_extractor_kwargs=dict(self.features_extractor_kwargs),
             normalize_images=self.normalize_images,
-            # The flow's latent box; the other decoders read no bound, and their files stay as they were.
-            **({"latent_bound": self.latent_bound} if self.flow is not None else {}),
+            # The latent box of the decoders that read it; the others' files stay as they were.
+            **({"latent_bound": self.latent_bound} if self.decoder in BOX_DECODERS else {}),
         )
 
     def check_spaces(self, observation_space: spaces.Space, action_space: spaces.Space) -> None:

@@ -7,7 +7,9 @@ mean (``scipy.stats.bootstrap``, resampling seeds). The table gives per conditio
 - final return: the mean over seeds of the last evaluation's return, with its 95% bootstrap CI;
 - IQM: the interquartile mean of the final returns over seeds (rliable's ``aggregate_iqm``, i.e.
   ``scipy.stats.trim_mean(x, 0.25)``), with its 95% bootstrap CI;
-- mean over training: the mean return over all evaluations (area under the curve, per step);
+- mean over training: the mean return over all evaluations (area under the curve, per step), with its 95%
+  bootstrap CI over seeds;
+- per seed: each seed's final return and mean over training (seed order as in ``seeds``);
 - steps to threshold: the median, over the seeds that reach it, of the first evaluation step whose
   return is at least the budget's threshold, and how many seeds reach it.
 """
@@ -89,6 +91,8 @@ def iqm(samples: np.ndarray, axis: int | None = 0) -> Any:
 def summarize(curves: Curves, threshold: float) -> dict[str, Any]:
     final = curves.scores[:, -1]
     final_low, final_high = bootstrap_ci(final[:, None])
+    over_training = curves.scores.mean(axis=1)
+    over_training_low, over_training_high = bootstrap_ci(over_training[:, None])
     iqm_low, iqm_high = bootstrap_ci(final[:, None], iqm)
     reached = [
         int(curves.steps[np.argmax(seed_scores >= threshold)])
@@ -109,6 +113,11 @@ def summarize(curves: Curves, threshold: float) -> dict[str, Any]:
         "iqm_ci_low": float(iqm_low[0]),
         "iqm_ci_high": float(iqm_high[0]),
         "mean_over_training": float(curves.scores.mean()),
+        "mean_over_training_ci_low": float(over_training_low[0]),
+        "mean_over_training_ci_high": float(over_training_high[0]),
+        "seed_list": " ".join(str(seed) for seed in curves.seeds),
+        "final_per_seed": " ".join(f"{value:.1f}" for value in final),
+        "mean_over_training_per_seed": " ".join(f"{value:.1f}" for value in over_training),
         "threshold": threshold,
         "steps_to_threshold": float(np.median(reached)) if reached else math.nan,
         "seeds_reaching_threshold": len(reached),
@@ -130,6 +139,11 @@ SUMMARY_COLUMNS = (
     "iqm_ci_low",
     "iqm_ci_high",
     "mean_over_training",
+    "mean_over_training_ci_low",
+    "mean_over_training_ci_high",
+    "seed_list",
+    "final_per_seed",
+    "mean_over_training_per_seed",
     "threshold",
     "steps_to_threshold",
     "seeds_reaching_threshold",
@@ -149,22 +163,29 @@ def _fmt(value: float) -> str:
     return f"{value:,.0f}" if abs(value) >= 100 else f"{value + 0.0:.3g}"
 
 
+def _per_seed(values: str) -> str:
+    return ", ".join(_fmt(float(value)) for value in values.split())
+
+
 def markdown_table(rows: list[dict[str, Any]], threshold: float) -> str:
     lines = [
-        f"| condition | algo | task | seeds | steps | final return (95% CI) | IQM final (95% CI) | mean over training "
-        f"| steps to >= {threshold:g} |",
-        "|---|---|---|---|---|---|---|---|---|",
+        f"| condition | algo | task | seeds | steps | final return (95% CI) | final, per seed | IQM final (95% CI) "
+        f"| mean over training (95% CI) | mean over training, per seed | steps to >= {threshold:g} |",
+        "|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for row in rows:
         if row["status"]:
-            lines.append(f"| {row['label']} | {row['algo']} | {row['env_id']} | 0 | | {row['status']} | | | |")
+            lines.append(f"| {row['label']} | {row['algo']} | {row['env_id']} | 0 | | {row['status']} | | | | | |")
             continue
         to_threshold = f"{_fmt(row['steps_to_threshold'])} ({row['seeds_reaching_threshold']}/{row['seeds']} seeds)"
+        over_training_ci = f"[{_fmt(row['mean_over_training_ci_low'])}, {_fmt(row['mean_over_training_ci_high'])}]"
         lines.append(
             f"| {row['label']} | {row['algo']} | {row['env_id']} | {row['seeds']} | {row['steps']:,} "
             f"| {_fmt(row['final_return'])} [{_fmt(row['final_ci_low'])}, {_fmt(row['final_ci_high'])}] "
+            f"| {_per_seed(row['final_per_seed'])} "
             f"| {_fmt(row['iqm_final'])} [{_fmt(row['iqm_ci_low'])}, {_fmt(row['iqm_ci_high'])}] "
-            f"| {_fmt(row['mean_over_training'])} | {to_threshold} |"
+            f"| {_fmt(row['mean_over_training'])} {over_training_ci} | {_per_seed(row['mean_over_training_per_seed'])} "
+            f"| {to_threshold} |"
         )
     return "\n".join(lines)
 

@@ -400,6 +400,19 @@ def _rung_hyperparams(included: set[str]) -> dict[str, Any]:
     return hyperparams
 
 
+# Candidate fixes, from today's default: SAC's own squashing under the generator's learned, bounded warp
+# (decoder="sac-residual", a = tanh(atanh(z / b) + 0.5 tanh f(s, z))), on the unit box (latent_bound 1), where
+# the target entropy -d on z is SAC's own at the start (z = tanh(u) is then SAC's action). With and without the
+# decoder's noise when acting. The generator is still trained by the ELBO and acting still decodes through it.
+CANDIDATES = {
+    "candidate": ({"decoder": "sac-residual", "latent_bound": 1.0}, "candidate: SAC's squashing + learned warp"),
+    "candidate-without-noise": (
+        {"decoder": "sac-residual", "latent_bound": 1.0, "decoder_noise": False},
+        "candidate without decoder noise when acting",
+    ),
+}
+
+
 def _latent_ablation() -> Experiment:
     names = [name for name, _ in ABLATION_DIFFERENCES]
     conditions = [Condition("sac", "sac", BACKWARD, label="SAC")]
@@ -423,6 +436,9 @@ def _latent_ablation() -> Experiment:
         )
         conditions.append(condition)
         leave_one_out.append(condition.name)
+    for name, (policy_kwargs, label) in CANDIDATES.items():
+        hyperparams = {"policy_kwargs": MergeDict(**policy_kwargs)}
+        conditions.append(Condition(name, LATENT_SAC, BACKWARD, hyperparams=hyperparams, label=label))
     return Experiment(
         name="latent-ablation",
         title="From SAC to LatentSAC, one difference at a time (HalfCheetahBackward-v4)",
@@ -431,6 +447,7 @@ def _latent_ablation() -> Experiment:
         panels=(
             Panel("Ladder: each rung adds one difference", ("sac", *ladder)),
             Panel("Leave one out: today's default without one difference", ("sac", ladder[-1], *leave_one_out)),
+            Panel("Candidate fixes", ("sac", ladder[-1], *CANDIDATES)),
         ),
     )
 

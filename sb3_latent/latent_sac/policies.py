@@ -20,7 +20,13 @@ from stable_baselines3.common.type_aliases import PyTorchObs, Schedule
 from stable_baselines3.sac.policies import LOG_STD_MAX, LOG_STD_MIN, Actor, SACPolicy
 from torch import nn
 
-from sb3_latent.common.action_generator import FEATURES_EXTRACTORS, ActionGenerator, observation_space_data, resolve_latent_dim
+from sb3_latent.common.action_generator import (
+    BOX_DECODERS,
+    FEATURES_EXTRACTORS,
+    ActionGenerator,
+    observation_space_data,
+    resolve_latent_dim,
+)
 from sb3_latent.common.checks import is_finite
 from sb3_latent.errors import UserInputError
 
@@ -150,8 +156,9 @@ class LatentSACPolicy(SACPolicy):
     :param generator_activation_fn: Activation function of the generator networks
     :param prior: ``"standard"`` (p(z) = N(0, I)) or ``"learned"`` (p(z|s))
     :param decoder: ``"residual"`` (support-preserving, default), ``"mlp"`` (plain CVAE decoder), ``"identity"``
-        (a = clip(z, -1, 1): with ``latent_bound=1``, SAC's own parametrisation) or ``"flow"`` (a bijection of the
-        latent box onto the action box at each state, trained by exact likelihood; no decoder noise)
+        (a = clip(z, -1, 1): with ``latent_bound=1``, SAC's own parametrisation), ``"flow"`` (a bijection of the
+        latent box onto the action box at each state, trained by exact likelihood; no decoder noise) or
+        ``"sac-residual"`` (the residual decoder on SAC's squashing, tanh(atanh(z / b) + bounded warp))
     :param latent_gain: Slope of the identity part of the residual decoder
     :param residual_bound: Bound on the learned part of the residual decoder's pre-tanh mean
     :param decoder_noise: Whether acting samples a ~ g(a|s,z) (default, the poster's ancestral sampling) or takes the
@@ -220,8 +227,8 @@ class LatentSACPolicy(SACPolicy):
             decoder=decoder,
             latent_gain=latent_gain,
             residual_bound=residual_bound,
-            # the flow maps the latent policy's box onto the action box
-            **({"latent_bound": self.latent_bound} if decoder == "flow" else {}),
+            # the flow and sac-residual decoders read the latent policy's box
+            **({"latent_bound": self.latent_bound} if decoder in BOX_DECODERS else {}),
             # None: chosen in make_action_generator() from the policy's extractor, known once SB3 has set it up.
             features_extractor_class=generator_features_extractor_class,
             features_extractor_kwargs=generator_features_extractor_kwargs,
@@ -289,11 +296,12 @@ class LatentSACPolicy(SACPolicy):
                 f"latent_dim={self.latent_dim} codes. Build the model with policy_kwargs=dict(latent_dim="
                 f"{generator.latent_dim}) or pass the generator as LatentSAC(..., action_generator=...)."
             )
-        if generator.decoder == "flow" and generator.latent_bound != self.latent_bound:
+        if generator.decoder in BOX_DECODERS and generator.latent_bound != self.latent_bound:
             raise UserInputError(
-                f"The flow action generator maps the latent box [-{generator.latent_bound}, {generator.latent_bound}] but "
-                f"this model's latent policy emits codes in [-{self.latent_bound}, {self.latent_bound}]. Build the model "
-                f"with policy_kwargs=dict(latent_bound={generator.latent_bound}), or leave latent_bound out."
+                f"The {generator.decoder} action generator reads the latent box "
+                f"[-{generator.latent_bound}, {generator.latent_bound}] but this model's latent policy emits codes in "
+                f"[-{self.latent_bound}, {self.latent_bound}]. Build the model with "
+                f"policy_kwargs=dict(latent_bound={generator.latent_bound}), or leave latent_bound out."
             )
         self.generator_kwargs = generator_constructor_kwargs(generator)
         self.action_generator = generator.to(self.device)
