@@ -362,7 +362,7 @@ class ActionGenerator(nn.Module):
     def flow_loss(self, obs: th.Tensor, actions: th.Tensor) -> th.Tensor:
         """
         The flow's exact negative log-likelihood of the scaled ``actions`` at ``obs`` (mean over the batch):
-        -log g(a|s) = -log p(z) - log |det dz/da| at z = b F_s^-1(a), with p(z) = N(0, I) restricted to [-b, b]^d.
+        ``-log g(a|s) = -log p(z) - log abs(det dz/da)`` at ``z = b F_s^-1(a)``, with p(z) = N(0, I) restricted to the box.
 
         Its ELBO is this log-likelihood: the posterior q(z|s,a) is the point z = b F_s^-1(a), so the bound is tight.
         """
