@@ -34,6 +34,9 @@ CASES: dict[str, dict[str, Any]] = {
     "frozen": dict(generator_mode="frozen"),
     "residual": dict(generator_mode="residual"),
     "actor_trains_generator": dict(actor_trains_generator=True),
+    # The generator variants beside the default residual decoder.
+    "flow": dict(policy_kwargs=dict(TINY, decoder="flow")),
+    "sac_residual": dict(policy_kwargs=dict(TINY, decoder="sac-residual", latent_bound=1.0)),
 }
 TRANSFER_CASES = ("finetune", "frozen", "residual")
 
@@ -48,6 +51,9 @@ GOLDEN: dict[tuple[str, str], dict[str, tuple[str, str, str]]] = {
         "frozen": ("45bd9c898b9e0bb6", "6a10b8312bf145b8", "7cd79b07f838f9de"),
         "residual": ("98720988de1f6ef5", "ef2236702a22e11c", "7cd79b07f838f9de"),
         "actor_trains_generator": ("3e86ad66497cca26", "92d8e93d1445c46b", "e14eddadce165e77"),
+        # pinned when added (the flow generator, and the latent ablation's candidate)
+        "flow": ("8956b704bc198656", "a7bdf4660419062e", "9dd61c196741c21f"),
+        "sac_residual": ("9f870abd81542d8c", "639b230207830748", "eba0daf51c58ede6"),
     },
 }
 
