@@ -139,12 +139,13 @@ def test_latent_ablation_smoke(zoo_env, tmp_path):
     check_ok(cli(["latent-ablation", "--budget", "smoke", "--seeds", "1", "-f", str(tmp_path)], zoo_env, tmp_path))
     out = tmp_path / "latent-ablation"
     experiment = EXPERIMENTS["latent-ablation"]
-    assert len(experiment.conditions) == 1 + 5 + 3 + 2  # SAC, the five rungs, three leave-one-out rows, 2 candidates
+    # SAC, the five rungs, three leave-one-out rows, two candidates; SAC and a candidate on the base task
+    assert len(experiment.conditions) == 1 + 5 + 3 + 2 + 2
     for condition in experiment.conditions:
         assert evaluated_steps(run_folder(out, condition.name)) == SMOKE_STEPS, condition.name
 
-    def zip_path(condition: str) -> Path:
-        return run_folder(out, condition) / "latent_sac/HalfCheetahBackward-v4_1/HalfCheetahBackward-v4.zip"
+    def zip_path(condition: str, task: str = "HalfCheetahBackward-v4") -> Path:
+        return run_folder(out, condition) / f"latent_sac/{task}_1/{task}.zip"
 
     # The first rung is the SAC-equivalent configuration; the last is today's default.
     sac_like = LatentSAC.load(zip_path("rung0-sac-equivalent"))
@@ -157,6 +158,8 @@ def test_latent_ablation_smoke(zoo_env, tmp_path):
     candidate = LatentSAC.load(zip_path("candidate"))
     assert candidate.action_generator.decoder == "sac-residual" and candidate.policy.latent_bound == 1.0
     assert candidate.generator_mode == "train" and candidate.policy.decoder_noise
+    forward = LatentSAC.load(zip_path("candidate-forward", "HalfCheetah-v4"))
+    assert forward.action_generator.decoder == "sac-residual"  # trained on the base task: its run folder says so
     without_entropy = LatentSAC.load(zip_path("without-entropy"))
     assert without_entropy.target_entropy == pytest.approx(-6.0 * (1 - np.log(2.0)))
     assert (out / "latent-ablation.png").is_file() and "| LatentSAC as SAC |" in (out / "summary.md").read_text()

@@ -439,15 +439,28 @@ def _latent_ablation() -> Experiment:
     for name, (policy_kwargs, label) in CANDIDATES.items():
         hyperparams = {"policy_kwargs": MergeDict(**policy_kwargs)}
         conditions.append(Condition(name, LATENT_SAC, BACKWARD, hyperparams=hyperparams, label=label))
+    # The final check (10 seeds) also runs on the base task; on the target task it is the rows above.
+    candidate_kwargs, candidate_label = CANDIDATES["candidate"]
+    conditions += [
+        Condition("sac-forward", "sac", FORWARD, label="SAC"),
+        Condition(
+            "candidate-forward",
+            LATENT_SAC,
+            FORWARD,
+            hyperparams={"policy_kwargs": MergeDict(**candidate_kwargs)},
+            label=candidate_label,
+        ),
+    ]
     return Experiment(
         name="latent-ablation",
-        title="From SAC to LatentSAC, one difference at a time (HalfCheetahBackward-v4)",
+        title="From SAC to LatentSAC, one difference at a time (HalfCheetahBackward-v4; the final check also forward)",
         figure="LatentSAC parity",
         conditions=tuple(conditions),
         panels=(
             Panel("Ladder: each rung adds one difference", ("sac", *ladder)),
             Panel("Leave one out: today's default without one difference", ("sac", ladder[-1], *leave_one_out)),
             Panel("Candidate fixes", ("sac", ladder[-1], *CANDIDATES)),
+            Panel(f"Final check on {FORWARD}", ("sac-forward", "candidate-forward")),
         ),
     )
 
