@@ -197,7 +197,6 @@ class ActionGenerator(nn.Module):
         self.residual_bound = float(residual_bound)
         self.latent_bound = float(latent_bound)
         # The flow is exact: no decoder noise, no encoder network (its inverse is the posterior).
-        self.has_decoder_noise = decoder != "flow"
         self.flow: CouplingSplineFlow | None = None
         if decoder == "flow":
             self.flow = CouplingSplineFlow(self.obs_dim, self.action_dim, self.net_arch, activation_fn)
@@ -217,7 +216,7 @@ class ActionGenerator(nn.Module):
         )
         self.decoder_net = nn.Sequential(*decoder_layers)
         self.decoder_log_std: nn.Parameter | None = None
-        if self.has_decoder_noise:
+        if decoder != "flow":
             self.decoder_log_std = nn.Parameter(th.full((self.action_dim,), -1.0))
         if decoder in RESIDUAL_DECODERS:
             # Start as the skeleton (tanh(latent_gain * z), or SAC's tanh(u)): the warp is learned from zero.
@@ -275,6 +274,11 @@ class ActionGenerator(nn.Module):
             unit = (latent / self.latent_bound).clamp(-UNIT_CODE_CLAMP, UNIT_CODE_CLAMP)
             out = th.atanh(unit) + self.residual_bound * th.tanh(out)
         return th.tanh(out)
+
+    @property
+    def has_decoder_noise(self) -> bool:
+        """Whether g(a|s,z) has a noise sigma_g (every decoder but the flow, which decodes exactly)."""
+        return self.decoder_log_std is not None
 
     def decoder_log_std_clamped(self) -> th.Tensor:
         """Log-std of g(a|s,z), shared by all states and codes, clamped to a finite range (not for the flow)."""
