@@ -123,13 +123,17 @@ def canonical(value: Any) -> Any:
 
 def model_settings(model: BaseAlgorithm) -> dict[str, Any]:
     """What ``model.save`` would write as its data, less :data:`NOT_SETTINGS`, plus the shape of every network and
-    the hyperparameters of every optimiser: hyperparameters, ``policy_kwargs``, generator architecture, spaces."""
+    the hyperparameters of every optimiser and the policy's constructor parameters (its resolved defaults):
+    hyperparameters, ``policy_kwargs``, generator architecture, spaces."""
     state_dicts, torch_variables = model._get_torch_save_params()
     excluded = set(model._excluded_save_params()) | {name.split(".")[0] for name in state_dicts} | NOT_SETTINGS
     data = {key: value for key, value in vars(model).items() if key not in excluded}
     # Initial values of the saved tensors (log_ent_coef): set by the constructor, not by the seed.
     for name in torch_variables:
         data[name] = getattr(model, name, None)
+    # The policy as built: policy_kwargs above hold only what was given, and a default of the policy's own code
+    # (a decoder, a latent bound) may change no network shape.
+    data["policy_constructor"] = model.policy._get_constructor_parameters()
     parameters = model.get_parameters()
     data["networks"] = {
         name: {
