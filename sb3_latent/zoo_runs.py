@@ -299,29 +299,28 @@ def read_action_generator(
     source: ActionGenerator | BaseAlgorithm | str | Path | io.BufferedIOBase,
     latent_sac_class: type[BaseAlgorithm],
     device: th.device | str = "cpu",
-) -> tuple[ActionGenerator, dict[str, Any]]:
-    """The action generator of ``source``, and the policy keyword arguments that come with it.
+) -> ActionGenerator:
+    """The action generator of ``source``.
 
     :param source: an ``ActionGenerator``; a generator file (``save_action_generator``); a LatentSAC model; its saved
         zip; or its rl-zoo3 run folder (``logs/latent_sac/HalfCheetah-v4_1``)
     :param latent_sac_class: the class that loads a LatentSAC zip (LatentSAC itself, which this module cannot import:
         LatentSAC imports it)
     :param device: where a generator read from a file is put
-    :return: the generator (the source's own module for a module or a model: not a copy), and
-        ``{"latent_bound": ...}`` when the source is a model (the box its latent policy queried the decoder in),
-        else ``{}``
+    :return: the generator (the source's own module for a module or a model: not a copy); it records the latent box
+        its policy queried it in (``latent_bound``), which a model built from it takes
     """
     if isinstance(source, ActionGenerator):
-        return source, {}
+        return source
     if isinstance(source, latent_sac_class):
-        return source.action_generator, {"latent_bound": source.policy.latent_bound}  # type: ignore[attr-defined]
+        return source.action_generator  # type: ignore[attr-defined]
     if isinstance(source, BaseAlgorithm):
         raise UserInputError(
             f"The source is a {type(source).__name__} model, which has no action generator: latent transfer starts from a "
             "LatentSAC (or a generator file). For other algorithms use naive transfer, sb3_latent.transfer.finetune."
         )
     if isinstance(source, io.IOBase):
-        return ActionGenerator.load(source, device=device), {}
+        return ActionGenerator.load(source, device=device)
     if not isinstance(source, (str, os.PathLike)):
         raise UserInputError(
             f"action_generator={source!r} is not a generator source: pass a generator file "
@@ -344,7 +343,7 @@ def read_action_generator(
             "rl-zoo3 latent_sac run folder, a LatentSAC model or an ActionGenerator."
         )
     if path.suffix != ".zip" and not _is_sb3_zip(path):  # a .zip is a model, readable or not
-        return ActionGenerator.load(path, device=device), {}
+        return ActionGenerator.load(path, device=device)
     policy_class = saved_policy_class(saved_model_path(path))
     latent_policy_classes = tuple(latent_sac_class.policy_aliases.values())
     if not (isinstance(policy_class, type) and issubclass(policy_class, latent_policy_classes)):
@@ -354,7 +353,7 @@ def read_action_generator(
             "LatentSAC zip (or a generator file). For other algorithms use naive transfer."
         )
     model = latent_sac_class.load(path, device=device)
-    return model.action_generator, {"latent_bound": model.policy.latent_bound}  # type: ignore[attr-defined]
+    return model.action_generator  # type: ignore[attr-defined]
 
 
 def saved_model_path(path: str | Path) -> Path:

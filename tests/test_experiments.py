@@ -630,19 +630,19 @@ def test_ray_backend_on_a_local_instance(zoo_env, tmp_path):
 
 
 def test_fingerprint_sees_a_changed_default_of_the_policy(tmp_path, monkeypatch):
-    """A policy default that changes no network shape (the decoder, the latent bound) still gives a new folder."""
+    """A policy default that changes no network shape (here the residual decoders' warp bound) gets a new folder."""
     latent_sac = pytest.importorskip("sb3_latent.latent_sac")
     policy_class = latent_sac.LatentSACPolicy
     experiment, smoke = EXPERIMENTS["latent-ablation"], BUDGETS["smoke"]
-    conditions = [experiment.condition("rung4-elbo")]  # today's default: sets neither
+    conditions = [experiment.condition("rung4-elbo")]  # does not set it
     (spec,) = plan_runs(experiment, smoke, 1, tmp_path, conditions)
     names = [p.name for p in inspect.signature(policy_class.__init__).parameters.values() if p.default is not p.empty]
     defaults = list(policy_class.__init__.__defaults__)
-    old = defaults[names.index("latent_bound")]
-    defaults[names.index("latent_bound")] = old + 0.5
+    old = defaults[names.index("residual_bound")]
+    defaults[names.index("residual_bound")] = old + 0.5
     monkeypatch.setattr(policy_class.__init__, "__defaults__", tuple(defaults))
     (changed,) = plan_runs(experiment, smoke, 1, tmp_path, conditions)
     assert changed.path != spec.path
     assert changed.settings["model"]["policy_kwargs"] == spec.settings["model"]["policy_kwargs"]
     assert changed.settings["model"]["networks"] == spec.settings["model"]["networks"]
-    assert changed.settings["model"]["policy_constructor"]["latent_bound"] == old + 0.5
+    assert changed.settings["model"]["policy_constructor"]["residual_bound"] == old + 0.5

@@ -144,7 +144,7 @@ def test_loss_stays_finite_and_bounded_with_actions_at_the_bounds():
 
 
 def test_flow_has_no_encoder_network_and_no_decoder_noise():
-    generator = ActionGenerator((OBS_DIM,), ACTION_DIM, decoder="flow")
+    generator = ActionGenerator((OBS_DIM,), ACTION_DIM, decoder="flow", latent_bound=BOUND)
     names = {name for name, _ in generator.named_parameters()}
     assert names and all(name.startswith("flow.") for name in names)
     obs, latent = th.randn(16, OBS_DIM), box(16, ACTION_DIM, BOUND)
@@ -153,7 +153,7 @@ def test_flow_has_no_encoder_network_and_no_decoder_noise():
     codes = generator.sample_prior(obs, 500)
     assert codes.abs().max() <= BOUND and abs(codes.std().item() - 0.88) < 0.05  # std of N(0,1) truncated at +-2
     mass = th.linspace(-BOUND, BOUND, 20001)[:, None]
-    one_dim = ActionGenerator((OBS_DIM,), 1, decoder="flow")
+    one_dim = ActionGenerator((OBS_DIM,), 1, decoder="flow", latent_bound=BOUND)
     density = one_dim.prior_log_prob(th.zeros(len(mass), OBS_DIM), mass).exp().squeeze(1)
     assert abs(th.trapezoid(density, mass.squeeze(1)).item() - 1.0) < 1e-4
 

@@ -15,6 +15,7 @@ from stable_baselines3.common.logger import configure
 
 from sb3_latent import LatentSAC
 from sb3_latent.common import ActionGenerator
+from sb3_latent.errors import UserInputError
 from sb3_latent.latent_sac import LatentSACPolicy
 
 os.environ.setdefault("OMP_NUM_THREADS", "1")
@@ -373,7 +374,7 @@ def test_tuning_sampler() -> None:
     from sb3_latent.latent_sac.tuning import convert_latent_sac_params, sample_latent_sac_params
 
     decoders = set()
-    for seed in range(6):
+    for seed in (0, 1, 2, 13):  # seeds whose first draws cover the four decoders
         trial = optuna.create_study(sampler=optuna.samplers.RandomSampler(seed=seed)).ask()
         params = sample_latent_sac_params(trial, n_actions=1, n_envs=1, additional_args={"using_her_replay_buffer": False})
         decoders.add(params["policy_kwargs"]["decoder"])
@@ -384,4 +385,47 @@ def test_tuning_sampler() -> None:
         assert model.policy.latent_dim == params["policy_kwargs"]["latent_dim"]
         # rl-zoo3 rebuilds a stored trial's hyperparameters from trial.params with the registered converter.
         assert convert_latent_sac_params(trial.params | {"n_actions": 1}) == params
-    assert decoders == {"residual", "mlp", "flow"}  # the flow among the choices, with the prior it takes
+    assert decoders == {"sac-residual", "residual", "mlp", "flow"}  # the flow among the choices, with the prior it takes
+
+
+# ---------------------------------------------------------------- the defaults, and what was saved before they changed
+def test_the_defaults_are_the_latent_ablations_candidate_and_are_saved() -> None:
+    from sb3_latent.experiments.specs import CANDIDATES
+
+    model = LatentSAC("Pendulum-v1", policy_kwargs=TINY, seed=0)
+    candidate = CANDIDATES["candidate"][0]
+    assert {key: model.policy_kwargs[key] for key in candidate} == candidate  # what the zip records
+    assert model.action_generator.decoder == "sac-residual" and model.policy.latent_bound == 1.0
+    assert model.action_generator.latent_bound == 1.0 and model.actor.latent_bound == 1.0
+
+
+def test_a_zip_saved_before_the_defaults_changed_loads_with_the_previous_ones(tmp_path) -> None:
+    from stable_baselines3.common.save_util import load_from_zip_file, save_to_zip_file
+
+    from sb3_latent.common.action_generator import PREVIOUS_DEFAULTS
+
+    old = quiet(LatentSAC("Pendulum-v1", **dict(FAST, policy_kwargs=dict(TINY, **PREVIOUS_DEFAULTS)), seed=0)).learn(150)
+    # What an older version wrote: policy_kwargs as given, without the decoder and the box.
+    old.save(tmp_path / "new.zip")
+    data, params, variables = load_from_zip_file(tmp_path / "new.zip")
+    assert data["policy_kwargs"]["decoder"] == "residual" and data["policy_kwargs"]["latent_bound"] == 2.0
+    for key in PREVIOUS_DEFAULTS:
+        del data["policy_kwargs"][key]
+    save_to_zip_file(tmp_path / "old.zip", data=data, params=params, pytorch_variables=variables)
+    loaded = LatentSAC.load(tmp_path / "old.zip")
+    assert loaded.action_generator.decoder == "residual" and loaded.policy.latent_bound == 2.0
+    obs = np.linspace(-1.0, 1.0, 30, dtype=np.float32).reshape(10, 3)
+    assert np.array_equal(loaded.predict(obs, deterministic=True)[0], old.predict(obs, deterministic=True)[0])
+
+
+def test_a_generator_file_without_its_box_is_read_as_the_previous_defaults(tmp_path) -> None:
+    generator = ActionGenerator((3,), 1, net_arch=[8], decoder="residual", latent_bound=2.0)
+    saved = {"format": 2, "architecture": generator.architecture(), "state_dict": generator.state_dict()}
+    del saved["architecture"]["latent_bound"]  # residual files did not record it before the defaults changed
+    th.save(saved, tmp_path / "old.pt")
+    assert ActionGenerator.load(tmp_path / "old.pt").latent_bound == 2.0
+    model = LatentSAC("Pendulum-v1", action_generator=str(tmp_path / "old.pt"), generator_mode="frozen", seed=0)
+    assert model.policy.latent_bound == 2.0 and model.action_generator.decoder == "residual"
+    # A generator trained on another box is refused by a model that queries its own.
+    with pytest.raises(UserInputError, match=r"latent box \[-2.0, 2.0\].*latent_bound=2.0"):
+        LatentSAC("Pendulum-v1", policy_kwargs=dict(net_arch=[8]), seed=0).policy.set_action_generator(generator)

@@ -100,8 +100,8 @@ def test_keeps_generator_and_prior_resets_latent_policy_and_critic(form, tmp_pat
     assert_all_differ(model.critic, source.critic)
     assert_same(model.critic_target, state(model.critic))
     assert model.log_ent_coef.item() == 0.0 and model.replay_buffer.size() == 0
-    # A model source brings its latent bound (the box its policy queried the decoder in); a generator file has none.
-    assert model.policy.latent_bound == (2.0 if form == "generator file" else SOURCE_LATENT_BOUND)
+    # Every source brings its latent bound (the box its policy queried the decoder in), a generator file too.
+    assert model.policy.latent_bound == model.action_generator.latent_bound == SOURCE_LATENT_BOUND
     assert_same(source.policy, source_state)
 
 

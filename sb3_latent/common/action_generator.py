@@ -12,8 +12,10 @@ between tasks that share observation and action shapes. It reads the state throu
 of its own (SB3's ``FlattenExtractor``, ``NatureCNN`` or ``CombinedExtractor``), never the latent
 policy's, so its skills transfer without the source task's actor.
 
-Decoder choice (see ``docs/modules/latent_sac.md``, "Comments"). The default decoder is
-``decoder="residual"``: with ``latent_dim == action_dim`` its mean is
+Decoder choice (see ``docs/modules/latent_sac.md``, "Comments"). The default is ``decoder="sac-residual"`` on the
+unit latent box (``latent_bound=1``), chosen by the latent ablation; before it, the default was
+``decoder="residual"`` on [-2, 2]^d (:data:`PREVIOUS_DEFAULTS`). With ``latent_dim == action_dim`` the residual
+decoder's mean is
 
     tanh(latent_gain * z + residual_bound * tanh(f(s, z)))
 
@@ -22,9 +24,10 @@ at least ``latent_gain * b - residual_bound`` and at ``z_i = -b`` at most the ne
 the Poincare-Miranda theorem the decoded means of the latent box ``[-b, b]^d`` then cover the whole
 action box ``[-tanh(c), tanh(c)]^d`` with ``c = latent_gain * b - residual_bound`` at every state,
 whatever data the generator was fitted on: the generator can shape *where* the prior's mass lands
-(the skill), but it cannot lose support. With the defaults (b = 2, gain 1.5, bound 0.5) that box is
+(the skill), but it cannot lose support. With b = 2, gain 1.5 and bound 0.5 that box is
 ``[-0.987, 0.987]^d``. ``decoder="mlp"`` is the plain CVAE decoder of the poster and of PLAS.
-``decoder="sac-residual"`` is the residual decoder on SAC's own squashing instead of the fixed skeleton tanh(1.5 z):
+``decoder="sac-residual"`` (the default) is the residual decoder on SAC's own squashing instead of the fixed skeleton
+tanh(1.5 z):
 
     tanh(atanh(z / b) + residual_bound * tanh(f(s, z)))
 
@@ -79,8 +82,12 @@ PRIORS = ("standard", "learned")
 DECODERS = ("residual", "mlp", "identity", "flow", "sac-residual")
 # Decoders that map each latent axis onto one action axis (the flow: a bijection of the box).
 AXIS_DECODERS = ("residual", "identity", "flow", "sac-residual")
-# Decoders that read the latent box [-b, b]^d (b = the latent policy's latent_bound): saved with the generator.
-BOX_DECODERS = ("flow", "sac-residual")
+# The defaults, chosen by the latent ablation (docs/modules/latent_sac.md, "Comments"): SAC's squashing under a
+# learned, bounded warp, on the unit latent box, where the target entropy -d on z is SAC's own.
+DEFAULT_DECODER = "sac-residual"
+DEFAULT_LATENT_BOUND = 1.0
+# The defaults before it: what a LatentSAC zip or a generator file that does not record these was built with.
+PREVIOUS_DEFAULTS: dict[str, Any] = {"decoder": "residual", "latent_bound": 2.0}
 RESIDUAL_DECODERS = ("residual", "sac-residual")
 # |z / b| is clamped below 1 before atanh (sac-residual): atanh(1 - 1e-6) = 7.25, where tanh is 1 in float32.
 UNIT_CODE_CLAMP = 1.0 - 1e-6
@@ -115,14 +122,16 @@ class ActionGenerator(nn.Module):
     :param activation_fn: Activation function of those networks (a ``torch.nn`` class)
     :param prior: ``"standard"`` for p(z) = N(0, I), ``"learned"`` for a state-conditioned p(z|s)
         trained with the generator through the KL term
-    :param decoder: ``"residual"`` (default, support-preserving, needs ``latent_dim == action_dim``),
-        ``"mlp"`` (plain CVAE decoder, tanh-bounded mean), ``"identity"`` (a = clip(z, -1, 1)), ``"flow"``
-        (a bijection of the latent box onto the action box, trained by exact likelihood; ``latent_dim == action_dim``)
-        or ``"sac-residual"`` (the residual decoder on SAC's squashing: it starts as SAC, a = tanh(u))
+    :param decoder: ``"sac-residual"`` (default: the residual decoder on SAC's squashing; it starts as SAC,
+        a = tanh(u)), ``"residual"`` (support-preserving skeleton tanh(latent_gain * z); the previous default),
+        ``"mlp"`` (plain CVAE decoder, tanh-bounded mean), ``"identity"`` (a = clip(z, -1, 1)) or ``"flow"``
+        (a bijection of the latent box onto the action box, trained by exact likelihood). All but ``"mlp"`` need
+        ``latent_dim == action_dim``
     :param latent_gain: Slope of the fixed identity part of the residual decoder (``latent_gain * z``)
     :param residual_bound: Bound on the learned part of the residual decoder's pre-tanh mean
-    :param latent_bound: Half-width b of the latent box [-b, b]^d the decoder reads (``decoder="flow"`` and
-        ``"sac-residual"`` only: the latent policy's ``latent_bound``)
+    :param latent_bound: Half-width b of the latent box [-b, b]^d the latent policy queries the decoder in (the
+        policy's ``latent_bound``; ``"flow"`` and ``"sac-residual"`` decode z / b). Saved with the generator, so
+        that a model it is transferred into queries the same box
     :param features_extractor_class: How the encoder, decoder and prior read the state: one of
         ``FEATURES_EXTRACTORS`` (``FlattenExtractor``, ``NatureCNN``, ``CombinedExtractor``), as a class or its name.
         The generator's own module, trained by its loss
@@ -140,10 +149,10 @@ class ActionGenerator(nn.Module):
         net_arch: list[int] | None = None,
         activation_fn: type[nn.Module] = nn.ReLU,
         prior: str = "standard",
-        decoder: str = "residual",
+        decoder: str = DEFAULT_DECODER,
         latent_gain: float = 1.5,
         residual_bound: float = 0.5,
-        latent_bound: float = 2.0,
+        latent_bound: float = DEFAULT_LATENT_BOUND,
         features_extractor_class: type[BaseFeaturesExtractor] | str = FlattenExtractor,
         features_extractor_kwargs: dict[str, Any] | None = None,
         normalize_images: bool = True,
@@ -392,8 +401,7 @@ class ActionGenerator(nn.Module):
             features_extractor_class=type(self.features_extractor).__name__,
             features_extractor_kwargs=dict(self.features_extractor_kwargs),
             normalize_images=self.normalize_images,
-            # The latent box of the decoders that read it; the others' files stay as they were.
-            **({"latent_bound": self.latent_bound} if self.decoder in BOX_DECODERS else {}),
+            latent_bound=self.latent_bound,
         )
 
     def check_spaces(self, observation_space: spaces.Space, action_space: spaces.Space) -> None:
@@ -442,7 +450,9 @@ class ActionGenerator(nn.Module):
                 f"({_FORMAT_VERSION}): upgrade sb3-latent."
             )
         try:
-            kwargs = dict(saved["architecture"])
+            # A file without these was written before the defaults changed (only the flow and sac-residual decoders
+            # recorded their latent box then): it was built with the previous ones.
+            kwargs = {**PREVIOUS_DEFAULTS, **saved["architecture"]}
             kwargs["activation_fn"] = getattr(nn, kwargs["activation_fn"])
             if "observation_shape" in kwargs:  # format 1: flat float observations of that shape
                 kwargs["observation_space"] = kwargs.pop("observation_shape")

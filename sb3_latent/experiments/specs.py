@@ -18,6 +18,8 @@ import math
 from dataclasses import dataclass, field
 from typing import Any
 
+from sb3_latent.common.action_generator import PREVIOUS_DEFAULTS
+
 # Algorithms that learn from a replay buffer (budget overrides such as learning_starts apply to them).
 OFF_POLICY_ALGOS = frozenset({"sac", "td3", "ddpg", "tqc", "crossq", "latent_sac"})
 
@@ -384,13 +386,15 @@ ABLATION_DIFFERENCES = (
 
 
 def _rung_hyperparams(included: set[str]) -> dict[str, Any]:
-    """LatentSAC overrides with exactly the ``included`` differences from SAC (all four: today's defaults)."""
+    """LatentSAC overrides with exactly the ``included`` differences from SAC (all four: the previous defaults)."""
     policy_kwargs: dict[str, Any] = {}
     hyperparams: dict[str, Any] = {}
     if "parametrisation" not in included:
         policy_kwargs.update(decoder="identity", latent_bound=1.0)
-    elif "entropy" not in included:  # with latent_bound 1 the unit code is z: the two targets coincide
-        hyperparams["target_entropy"] = UNIT_CODE_TARGET_ENTROPY
+    else:
+        policy_kwargs.update(PREVIOUS_DEFAULTS)  # the ablation's subject: the defaults it was run against
+        if "entropy" not in included:  # with latent_bound 1 the unit code is z: the two targets coincide
+            hyperparams["target_entropy"] = UNIT_CODE_TARGET_ENTROPY
     if "noise" not in included:
         policy_kwargs["decoder_noise"] = False
     if "elbo" not in included:
@@ -400,12 +404,13 @@ def _rung_hyperparams(included: set[str]) -> dict[str, Any]:
     return hyperparams
 
 
-# Candidate fixes, from today's default: SAC's own squashing under the generator's learned, bounded warp
+# Candidate fixes, from the previous default: SAC's own squashing under the generator's learned, bounded warp
 # (decoder="sac-residual", a = tanh(atanh(z / b) + 0.5 tanh f(s, z))), on the unit box (latent_bound 1), where
 # the target entropy -d on z is SAC's own at the start (z = tanh(u) is then SAC's action). With and without the
 # decoder's noise when acting. The generator is still trained by the ELBO and acting still decodes through it.
+# "candidate" became the default (its settings, spelt out here, are the defaults' own: the same runs).
 CANDIDATES = {
-    "candidate": ({"decoder": "sac-residual", "latent_bound": 1.0}, "candidate: SAC's squashing + learned warp"),
+    "candidate": ({"decoder": "sac-residual", "latent_bound": 1.0}, "SAC's squashing + learned warp (the default)"),
     "candidate-without-noise": (
         {"decoder": "sac-residual", "latent_bound": 1.0, "decoder_noise": False},
         "candidate without decoder noise when acting",
@@ -422,7 +427,7 @@ def _latent_ablation() -> Experiment:
         name = "rung0-sac-equivalent" if index == 0 else f"rung{index}-{names[index - 1]}"
         label = "LatentSAC as SAC" if index == 0 else f"+ {ABLATION_DIFFERENCES[index - 1][1]}"
         if index == len(names):
-            label += " (today's default)"
+            label += " (the previous default)"
         conditions.append(Condition(name, LATENT_SAC, BACKWARD, hyperparams=_rung_hyperparams(included), label=label))
         ladder.append(name)
     leave_one_out = []
@@ -432,7 +437,7 @@ def _latent_ablation() -> Experiment:
             LATENT_SAC,
             BACKWARD,
             hyperparams=_rung_hyperparams(set(names) - {name}),
-            label=f"default without {adds}",
+            label=f"previous default without {adds}",
         )
         conditions.append(condition)
         leave_one_out.append(condition.name)
@@ -458,7 +463,7 @@ def _latent_ablation() -> Experiment:
         conditions=tuple(conditions),
         panels=(
             Panel("Ladder: each rung adds one difference", ("sac", *ladder)),
-            Panel("Leave one out: today's default without one difference", ("sac", ladder[-1], *leave_one_out)),
+            Panel("Leave one out: the previous default without one difference", ("sac", ladder[-1], *leave_one_out)),
             Panel("Candidate fixes", ("sac", ladder[-1], *CANDIDATES)),
             Panel(f"Final check on {FORWARD}", ("sac-forward", "candidate-forward")),
         ),
@@ -466,19 +471,26 @@ def _latent_ablation() -> Experiment:
 
 
 def _flow_generator() -> Experiment:
+    # Both on the latent box [-2, 2]^d of the previous defaults, the ones this comparison was run under.
     conditions = (
-        Condition("residual", LATENT_SAC, FORWARD, label="residual decoder, CVAE (default)"),
+        Condition(
+            "residual",
+            LATENT_SAC,
+            FORWARD,
+            hyperparams={"policy_kwargs": MergeDict(**PREVIOUS_DEFAULTS)},
+            label="residual decoder, CVAE (the previous default)",
+        ),
         Condition(
             "flow",
             LATENT_SAC,
             FORWARD,
-            hyperparams={"policy_kwargs": MergeDict(decoder="flow")},
+            hyperparams={"policy_kwargs": MergeDict(decoder="flow", latent_bound=PREVIOUS_DEFAULTS["latent_bound"])},
             label="flow generator, exact likelihood",
         ),
     )
     return Experiment(
         name="flow-generator",
-        title="A normalizing-flow action generator against the default decoder (LatentSAC)",
+        title="A normalizing-flow action generator against the residual decoder (LatentSAC)",
         figure="poster: future work",
         conditions=conditions,
         panels=(Panel(FORWARD, ("residual", "flow")),),

@@ -18,7 +18,12 @@ from stable_baselines3.common.utils import FloatSchedule, polyak_update, update_
 from stable_baselines3.sac.sac import SAC
 from torch.nn import functional as F
 
-from sb3_latent.common.action_generator import ActionGenerator
+from sb3_latent.common.action_generator import (
+    DEFAULT_DECODER,
+    DEFAULT_LATENT_BOUND,
+    PREVIOUS_DEFAULTS,
+    ActionGenerator,
+)
 from sb3_latent.common.checks import is_finite, is_int, is_number
 from sb3_latent.errors import UserInputError
 from sb3_latent.latent_sac.policies import (
@@ -258,6 +263,10 @@ class LatentSAC(SAC):
             device=device,
             _init_setup_model=False,
         )
+        if action_generator is None:
+            # Written into policy_kwargs, so that the saved zip records them: a zip without them was saved before
+            # the defaults changed (see _setup_model). A given generator brings its own.
+            self.policy_kwargs = {"decoder": DEFAULT_DECODER, "latent_bound": DEFAULT_LATENT_BOUND, **self.policy_kwargs}
         if generator_mode in TRANSFER_MODES and action_generator is None:
             raise UserInputError(
                 f"generator_mode={generator_mode!r} transfers a pretrained action generator, but none was given. Pass "
@@ -279,8 +288,13 @@ class LatentSAC(SAC):
 
         # A pretrained generator fixes the generator's shape: merge it into policy_kwargs before the policy is built.
         pretrained = None
-        if self._action_generator_source is not None:
-            pretrained, source_policy_kwargs = self._load_generator(self._action_generator_source)
+        if self._action_generator_source is None:
+            # Without a pretrained generator, __init__ wrote the defaults in: a loaded zip that lacks them was saved
+            # before they changed, and was built with the previous ones.
+            for key, value in PREVIOUS_DEFAULTS.items():
+                self.policy_kwargs.setdefault(key, value)
+        else:
+            pretrained = self._load_generator(self._action_generator_source)
             pretrained.check_spaces(self.observation_space, self.action_space)
             for key, value in generator_policy_kwargs(pretrained).items():
                 if key in self.policy_kwargs and self.policy_kwargs[key] != value:
@@ -289,8 +303,6 @@ class LatentSAC(SAC):
                         f"({key}={value!r}). Leave {key!r} out of policy_kwargs: the generator's architecture is used."
                     )
                 self.policy_kwargs[key] = value
-            for key, value in source_policy_kwargs.items():  # the source model's latent_bound, unless given
-                self.policy_kwargs.setdefault(key, value)
 
         # The residual head is part of the policy's architecture: policy_kwargs carries it, so save/load rebuild it.
         residual_scale = float(self.residual_scale) if self.generator_mode == "residual" else None
@@ -404,7 +416,7 @@ class LatentSAC(SAC):
         super()._create_aliases()
         self.action_generator = self.policy.action_generator
 
-    def _load_generator(self, source: GeneratorSource) -> tuple[ActionGenerator, dict[str, Any]]:
+    def _load_generator(self, source: GeneratorSource) -> ActionGenerator:
         from sb3_latent.zoo_runs import read_action_generator  # generator files, model zips and rl-zoo3 run folders
 
         return read_action_generator(source, LatentSAC, device=self.device)
@@ -417,7 +429,7 @@ class LatentSAC(SAC):
         :param path_or_generator: a file written by ``save_action_generator`` / ``ActionGenerator.save``, a module,
             a LatentSAC model, its saved zip or its rl-zoo3 run folder
         """
-        generator, _ = self._load_generator(path_or_generator)
+        generator = self._load_generator(path_or_generator)
         self.policy.set_action_generator(generator)
         self.policy_kwargs.update(generator_policy_kwargs(self.action_generator))
         self._create_aliases()

@@ -21,7 +21,8 @@ from stable_baselines3.sac.policies import LOG_STD_MAX, LOG_STD_MIN, Actor, SACP
 from torch import nn
 
 from sb3_latent.common.action_generator import (
-    BOX_DECODERS,
+    DEFAULT_DECODER,
+    DEFAULT_LATENT_BOUND,
     FEATURES_EXTRACTORS,
     ActionGenerator,
     observation_space_data,
@@ -38,8 +39,9 @@ class LatentActor(Actor):
     """
     Latent policy pi(z|s): SB3's SAC actor (squashed Gaussian) scaled to ``[-latent_bound, latent_bound]``.
 
-    Keeping z within about +-2 (as PLAS does) stops the actor from querying the decoder far from where
-    it was trained. ``action_space`` here is the unit latent box ``Box(-1, 1, (latent_dim,))``.
+    A bounded box stops the actor from querying the decoder far from where it was trained (PLAS uses +-2; the
+    default is the unit box, where z = tanh(u) is SAC's own action). ``action_space`` here is the unit latent box
+    ``Box(-1, 1, (latent_dim,))``.
 
     With ``residual_scale`` set (``generator_mode="residual"``), the policy also emits a **residual action**
     r(s) = residual_scale * tanh(W h(s)), a second head on the latent policy's hidden layer h(s), added to the
@@ -57,7 +59,7 @@ class LatentActor(Actor):
     def __init__(
         self,
         *args: Any,
-        latent_bound: float = 2.0,
+        latent_bound: float = DEFAULT_LATENT_BOUND,
         residual_scale: float | None = None,
         residual_dim: int = 0,
         **kwargs: Any,
@@ -151,14 +153,16 @@ class LatentSACPolicy(SACPolicy):
     :param n_critics: Number of critics
     :param share_features_extractor: Whether the latent policy and the critic share the features extractor
     :param latent_dim: Dimension of the latent code z (default: the action dimension)
-    :param latent_bound: Codes are squashed into ``[-latent_bound, latent_bound]`` (PLAS uses 2)
+    :param latent_bound: Codes are squashed into ``[-latent_bound, latent_bound]`` (default 1, SAC's own box; PLAS
+        uses 2, the previous default)
     :param generator_net_arch: Hidden layers of the encoder, decoder and learned prior (default ``[64, 64]``)
     :param generator_activation_fn: Activation function of the generator networks
     :param prior: ``"standard"`` (p(z) = N(0, I)) or ``"learned"`` (p(z|s))
-    :param decoder: ``"residual"`` (support-preserving, default), ``"mlp"`` (plain CVAE decoder), ``"identity"``
-        (a = clip(z, -1, 1): with ``latent_bound=1``, SAC's own parametrisation), ``"flow"`` (a bijection of the
-        latent box onto the action box at each state, trained by exact likelihood; no decoder noise) or
-        ``"sac-residual"`` (the residual decoder on SAC's squashing, tanh(atanh(z / b) + bounded warp))
+    :param decoder: ``"sac-residual"`` (default: the residual decoder on SAC's squashing,
+        tanh(atanh(z / b) + bounded warp)), ``"residual"`` (support-preserving skeleton tanh(1.5 z) + bounded warp;
+        the previous default), ``"mlp"`` (plain CVAE decoder), ``"identity"`` (a = clip(z, -1, 1): with
+        ``latent_bound=1``, SAC's own parametrisation) or ``"flow"`` (a bijection of the latent box onto the action
+        box at each state, trained by exact likelihood; no decoder noise)
     :param latent_gain: Slope of the identity part of the residual decoder
     :param residual_bound: Bound on the learned part of the residual decoder's pre-tanh mean
     :param decoder_noise: Whether acting samples a ~ g(a|s,z) (default, the poster's ancestral sampling) or takes the
@@ -196,11 +200,11 @@ class LatentSACPolicy(SACPolicy):
         n_critics: int = 2,
         share_features_extractor: bool = False,
         latent_dim: int | None = None,
-        latent_bound: float = 2.0,
+        latent_bound: float = DEFAULT_LATENT_BOUND,
         generator_net_arch: list[int] | None = None,
         generator_activation_fn: type[nn.Module] = nn.ReLU,
         prior: str = "standard",
-        decoder: str = "residual",
+        decoder: str = DEFAULT_DECODER,
         latent_gain: float = 1.5,
         residual_bound: float = 0.5,
         generator_features_extractor_class: type[BaseFeaturesExtractor] | str | None = None,
@@ -227,8 +231,7 @@ class LatentSACPolicy(SACPolicy):
             decoder=decoder,
             latent_gain=latent_gain,
             residual_bound=residual_bound,
-            # the flow and sac-residual decoders read the latent policy's box
-            **({"latent_bound": self.latent_bound} if decoder in BOX_DECODERS else {}),
+            latent_bound=self.latent_bound,  # the box the latent policy queries the decoder in
             # None: chosen in make_action_generator() from the policy's extractor, known once SB3 has set it up.
             features_extractor_class=generator_features_extractor_class,
             features_extractor_kwargs=generator_features_extractor_kwargs,
@@ -296,9 +299,9 @@ class LatentSACPolicy(SACPolicy):
                 f"latent_dim={self.latent_dim} codes. Build the model with policy_kwargs=dict(latent_dim="
                 f"{generator.latent_dim}) or pass the generator as LatentSAC(..., action_generator=...)."
             )
-        if generator.decoder in BOX_DECODERS and generator.latent_bound != self.latent_bound:
+        if generator.latent_bound != self.latent_bound:
             raise UserInputError(
-                f"The {generator.decoder} action generator reads the latent box "
+                f"The {generator.decoder} action generator was trained on the latent box "
                 f"[-{generator.latent_bound}, {generator.latent_bound}] but this model's latent policy emits codes in "
                 f"[-{self.latent_bound}, {self.latent_bound}]. Build the model with "
                 f"policy_kwargs=dict(latent_bound={generator.latent_bound}), or leave latent_bound out."
@@ -309,7 +312,7 @@ class LatentSACPolicy(SACPolicy):
     def _get_constructor_parameters(self) -> dict[str, Any]:
         data = super()._get_constructor_parameters()
         data.update(latent_bound=self.latent_bound, residual_scale=self.residual_scale, decoder_noise=self.decoder_noise)
-        data.update(generator_policy_kwargs(self.action_generator))  # a flow's latent_bound is the policy's own
+        data.update(generator_policy_kwargs(self.action_generator))
         return data
 
     def generator_input(self, obs: PyTorchObs) -> th.Tensor:

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
+from sb3_latent.common.action_generator import DEFAULT_DECODER
+
 if TYPE_CHECKING:  # optuna and rl-zoo3 are only needed when tuning
     import optuna
 
@@ -31,9 +33,9 @@ def sample_latent_sac_params(trial: optuna.Trial, n_actions: int, n_envs: int, a
     trial.suggest_categorical("net_arch", ["small", "medium", "big"])
 
     # ---- Latent policy and action generator
-    # The residual (support-preserving) decoder and the flow need latent_dim == n_actions (its default); the plain
-    # CVAE decoder takes any size.
-    decoder = trial.suggest_categorical("decoder", ["residual", "mlp", "flow"])
+    # The residual (support-preserving) decoders and the flow need latent_dim == n_actions (its default); the plain
+    # CVAE decoder takes any size. The latent box keeps its default (1).
+    decoder = trial.suggest_categorical("decoder", ["sac-residual", "residual", "mlp", "flow"])
     if decoder == "mlp":
         trial.suggest_categorical("latent_dim", [2, 4, 6, 8, 12])
     trial.suggest_float("kl_weight", 1e-3, 1.0, log=True)
@@ -66,7 +68,7 @@ def convert_latent_sac_params(sampled_params: dict[str, Any]) -> dict[str, Any]:
 
     params = dict(sampled_params)
     n_actions = params.pop("n_actions", None)
-    decoder = params.pop("decoder", "residual")
+    decoder = params.pop("decoder", DEFAULT_DECODER)
     latent_dim = params.pop("latent_dim", None)
     generator_net_arch = params.pop("generator_net_arch", "small")
     prior = params.pop("prior", "standard")

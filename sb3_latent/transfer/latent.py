@@ -47,15 +47,14 @@ T = TypeVar("T")
 
 def load_generator(
     source: ActionGenerator | LatentSAC | str | Path | io.BufferedIOBase, device: th.device | str = "cpu"
-) -> tuple[ActionGenerator, dict[str, Any]]:
-    """The action generator of ``source``, and the policy keyword arguments that come with it.
+) -> ActionGenerator:
+    """The action generator of ``source``.
 
     :param source: an ``ActionGenerator``; a generator file (``save_action_generator``); a LatentSAC model; its saved
         zip; or its rl-zoo3 run folder (``logs/latent_sac/HalfCheetah-v4_1``)
     :param device: where a generator read from a file is put
-    :return: the generator (the source's own module for a module or a model: not a copy), and
-        ``{"latent_bound": ...}`` when the source is a model (the box its latent policy queried the decoder in),
-        else ``{}``
+    :return: the generator (the source's own module for a module or a model: not a copy); it records the latent box
+        its policy queried it in (``latent_bound``), which a model built from it takes
     """
     return read_action_generator(source, LatentSAC, device=device)
 
@@ -80,8 +79,8 @@ def latent_transfer(
 
     The generator (its encoder, decoder and prior, a learned p(z|s) included) is a copy of the source's, weight for
     weight; the latent policy, the critic and the temperature start afresh, and the replay buffer empty. The source
-    is never modified. Hyperparameters are the caller's (LatentSAC's defaults otherwise), not the source's; the
-    source model's ``latent_bound`` is kept unless ``policy_kwargs`` sets one.
+    is never modified. Hyperparameters are the caller's (LatentSAC's defaults otherwise), not the source's, but for
+    the generator's architecture and its ``latent_bound`` (the box the source's policy queried it in).
 
     :param source: a LatentSAC model, its saved zip, its rl-zoo3 run folder, a generator file written by
         ``save_action_generator``, or an ``ActionGenerator``
@@ -100,11 +99,9 @@ def latent_transfer(
         hint = " ('train' trains a generator from scratch: use LatentSAC itself)" if mode == "train" else ""
         raise UserInputError(f"mode must be one of {TRANSFER_MODES}, got {mode!r}{hint}.")
     _check_no_generator_arguments(latent_sac_kwargs, "latent_transfer")
-    generator, source_policy_kwargs = load_generator(source)  # first, so that a bad source fails before any env is built
+    generator = load_generator(source)  # first, so that a bad source fails before any env is built
     policy = latent_sac_kwargs.pop("policy", "MlpPolicy")
     policy_kwargs = dict(latent_sac_kwargs.pop("policy_kwargs", None) or {})
-    for key, value in source_policy_kwargs.items():  # the source model's latent_bound, unless given
-        policy_kwargs.setdefault(key, value)
     env = make_target_env(target_env, env_kwargs, n_envs, latent_sac_kwargs.get("seed"), monitor_dir)
     # LatentSAC checks the shapes and copies the generator's weights into its own module.
     return LatentSAC(
