@@ -311,8 +311,8 @@ class LatentSACPolicy(SACPolicy):
 
     def _get_constructor_parameters(self) -> dict[str, Any]:
         data = super()._get_constructor_parameters()
-        data.update(latent_bound=self.latent_bound, residual_scale=self.residual_scale, decoder_noise=self.decoder_noise)
-        data.update(generator_policy_kwargs(self.action_generator))
+        data.update(residual_scale=self.residual_scale, decoder_noise=self.decoder_noise)
+        data.update(generator_policy_kwargs(self.action_generator))  # latent_bound too: the generator records it
         return data
 
     def generator_input(self, obs: PyTorchObs) -> th.Tensor:
