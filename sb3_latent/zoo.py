@@ -215,12 +215,28 @@ def patch_exp_manager(module: ModuleType) -> None:
         return
     read_hyperparameters = manager.read_hyperparameters
     setup_experiment = manager.setup_experiment
+    preprocess_hyperparams = manager._preprocess_hyperparams
     load_pretrained_agent = manager._load_pretrained_agent
 
     def read_hyperparameters_with_ours(self: Any) -> Any:
         zoo_default = str(zoo_hyperparams_dir() / f"{self.algo}.yml")
         self.config = resolve_config(self.algo, self.env_name.gym_id, self.config, zoo_default)
         return read_hyperparameters(self)
+
+    def preprocess_hyperparams_checked(self: Any, hyperparams: dict[str, Any]) -> Any:
+        # What is left goes to the model's constructor (or to load, with -i): names checked before the run folder.
+        processed = preprocess_hyperparams(self, hyperparams)
+        from rl_zoo3.utils import ALGOS
+
+        from sb3_latent.common.checks import check_argument_names
+
+        check_argument_names(
+            ALGOS[self.algo],
+            processed[0],
+            f"Correct or remove it in -params, or in the entry for {self.env_name.gym_id} in {self.config}.",
+            also=("noise_type", "noise_std"),  # rl-zoo3 turns them into action_noise later
+        )
+        return processed
 
     def setup_experiment_with_clear_errors(self: Any) -> Any:
         try:
@@ -246,6 +262,7 @@ def patch_exp_manager(module: ModuleType) -> None:
 
     manager.read_hyperparameters = read_hyperparameters_with_ours
     manager.setup_experiment = setup_experiment_with_clear_errors
+    manager._preprocess_hyperparams = preprocess_hyperparams_checked
     manager._load_pretrained_agent = load_pretrained_agent_relabelled
     manager._sb3_latent_patched = True
     # rl-zoo3's training script imports this module before parsing --num-threads, which it applies

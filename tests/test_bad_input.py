@@ -357,6 +357,57 @@ def test_transfer_cli(files, cheetah_run, tmp_path, capsys, argv: str, pattern: 
     assert not re.search(r"\b(keep_buffer|source_env|replay_buffer)=", output)  # Python keywords this CLI does not have
 
 
+# A misspelt argument name: refused before rl-zoo3 or our CLIs make a run folder (a constructor would fail only after
+# the env is built, and SB3's load(**kwargs) would set it as an attribute without a word).
+MISSPELT_CASES = [
+    (
+        "zoo latent_sac",
+        train_main,
+        [*ZOO, "-params", "kl_wieght:0.5"],
+        r"error: LatentSAC takes no argument 'kl_wieght' \(did you mean kl_weight\?\)\. Correct or remove it in -params, "
+        r"or in the entry for Pendulum-v1 in .*latent_sac\.yml\.$",
+    ),
+    (
+        "zoo sac",
+        train_main,
+        ["--algo", "sac", "--env", "Pendulum-v1", "-n", "50", "-params", "learning_rat:0.001"],
+        r"error: SAC takes no argument 'learning_rat' \(did you mean learning_rate\?\)",
+    ),
+    ("zoo -i", train_main, [*ZOO, "-i", "{lat.zip}", "-params", "kl_wieght:0.5"], r"error: LatentSAC takes no argument 'kl_"),
+    (
+        "naive transfer",
+        transfer_main,
+        ["--source", "{sac.zip}", "--algo", "sac", *TRANSFER.split(), "-params", "learning_rat:0.001"],
+        r"error: SAC takes no argument 'learning_rat' \(did you mean learning_rate\?\)\. Correct or remove that override",
+    ),
+    (
+        "multitask -params",
+        transfer_main,
+        [*MULTITASK.split(), "-params", "kl_wieght:0.5"],
+        r"error: LatentSAC takes no argument 'kl_wieght' \(did you mean kl_weight\?\)\. Correct or remove it in -params\.$",
+    ),
+    (
+        "multitask --target-params",
+        transfer_main,
+        [*MULTITASK.split(), "--target-params", "bogus:1"],
+        r"error: LatentSAC takes no argument 'bogus'\. Correct or remove it in --target-params\.$",
+    ),
+]
+
+
+@pytest.mark.parametrize(
+    "main, argv, pattern", [case[1:] for case in MISSPELT_CASES], ids=[case[0] for case in MISSPELT_CASES]
+)
+def test_misspelt_argument_is_refused_before_any_run_folder(
+    files, tmp_path, monkeypatch, capsys, main: Callable[[list[str]], Any], argv: list[str], pattern: str
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setattr(sys, "argv", list(sys.argv))  # rl-zoo3 reads sys.argv, which main sets
+    status, output = run_main(main, [*fill(argv, files), "-f", str(tmp_path / "logs")], capsys)
+    assert_one_error_line(status, output, pattern)
+    assert not (tmp_path / "logs").exists()
+
+
 EXPERIMENT_CASES = [
     ("unknown experiment", ["transfer"], r"error: argument name: invalid choice: 'transfer'"),
     ("unknown budget", ["prior", "--budget", "huge"], r"error: argument --budget: invalid choice: 'huge'"),

@@ -1,4 +1,5 @@
-"""Type tests for the argument checks (LatentSAC._check_options, the policy, the generator).
+"""Type tests for the argument checks (LatentSAC._check_options, the policy, the generator), and the check of
+argument names.
 
 A bool is an int in Python, and YAML or numpy hand over numpy scalars: these tests say what an option's value may be
 before it is compared, so that a wrong type gets our message rather than a TypeError from the comparison.
@@ -6,10 +7,15 @@ before it is compared, so that a wrong type gets our message rather than a TypeE
 
 from __future__ import annotations
 
+import difflib
+import inspect
 import math
+from collections.abc import Iterable
 from typing import Any, TypeGuard
 
 import numpy as np
+
+from sb3_latent.errors import UserInputError
 
 
 def is_int(value: Any) -> TypeGuard[int]:
@@ -22,3 +28,21 @@ def is_number(value: Any) -> TypeGuard[float]:
 
 def is_finite(value: Any) -> TypeGuard[float]:
     return is_number(value) and math.isfinite(value)
+
+
+def check_argument_names(algorithm_class: type, names: Iterable[str], fix: str, also: Iterable[str] = ()) -> None:
+    """Refuse a name that ``algorithm_class(...)`` does not take (nor one of ``also``), before an env or folder is made.
+
+    A constructor fails on one only after the env is built (rl-zoo3 has made the run folder by then), and SB3's
+    ``load(path, **kwargs)`` sets any name as an attribute, so a misspelt override (rl-zoo3's ``-i``, naive transfer)
+    would be ignored without a word. ``fix`` says where the name came from, e.g. "Correct or remove it in -params.".
+    """
+    parameters = inspect.signature(algorithm_class).parameters  # the constructor's, without self
+    if any(parameter.kind is parameter.VAR_KEYWORD for parameter in parameters.values()):
+        return  # takes any name: nothing to check against
+    known = set(parameters) | set(also)
+    for name in names:
+        if name not in known:
+            close = difflib.get_close_matches(name, sorted(known), n=1)
+            hint = f" (did you mean {close[0]}?)" if close else ""
+            raise UserInputError(f"{algorithm_class.__name__} takes no argument {name!r}{hint}. {fix}")

@@ -298,7 +298,9 @@ def multitask_main(argv: list[str]) -> None:
     from huggingface_sb3 import EnvironmentName
     from rl_zoo3.utils import get_latest_run_id
 
+    from sb3_latent.common.checks import check_argument_names
     from sb3_latent.errors import UserInputError
+    from sb3_latent.latent_sac import LatentSAC
     from sb3_latent.transfer.latent import latent_transfer, run_logger, train_multitask_generator
     from sb3_latent.transfer.naive import make_target_env
     from sb3_latent.zoo import register, set_default_num_threads
@@ -308,6 +310,11 @@ def multitask_main(argv: list[str]) -> None:
     args = parse_multitask_args(argv)
     if "seed" in args.hyperparams:  # rl-zoo3 habit: -params seed:0
         args.seed = args.hyperparams.pop("seed")
+    try:  # before any run folder is made, and before the base tasks train for the target's sake
+        check_argument_names(LatentSAC, args.hyperparams, "Correct or remove it in -params.")
+        check_argument_names(LatentSAC, args.target_params, "Correct or remove it in --target-params.")
+    except UserInputError as error:
+        sys.exit(error_line(error))
     log_path = os.path.join(args.log_folder, "latent_sac")
 
     def new_run(env_id: str) -> tuple[str, str]:

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import copy
 import functools
+import inspect
 import io
 import math
 import pickle
@@ -42,6 +43,7 @@ from stable_baselines3.common.save_util import load_from_zip_file
 from stable_baselines3.common.vec_env import VecEnv, VecNormalize, is_vecenv_wrapped
 from stable_baselines3.her.her_replay_buffer import HerReplayBuffer
 
+from sb3_latent.common.checks import check_argument_names
 from sb3_latent.envs import HalfCheetahTask, in_task_family, relabel_rewards, task_of
 from sb3_latent.errors import UserInputError
 from sb3_latent.zoo_runs import ZOO_REPLAY_BUFFER_FILE, SourceRun, env_spec, load_replay_buffer, read_run
@@ -374,6 +376,13 @@ def finetune(
         raise UserInputError("replay_buffer=... is the buffer to keep: pass keep_buffer=True too (or leave it out).")
 
     run = load_source_run(source, algo=algo, source_env=source_env, source_env_kwargs=source_env_kwargs)
+    load_arguments = inspect.signature(run.algorithm_class.load).parameters
+    check_argument_names(
+        run.algorithm_class,
+        overrides,
+        "Correct or remove that override (-params in the CLI).",
+        load_arguments,
+    )
     model_file = run.model_file()
     # The saved attributes (spaces, n_envs, learning_starts, ent_coef) decide what can be done, before any env is built.
     saved, _, _ = load_from_zip_file(model_file, custom_objects=overrides.get("custom_objects"), device="cpu")
