@@ -19,6 +19,7 @@ from __future__ import annotations
 import io
 import json
 import os
+import pickle
 import zipfile
 import zlib
 from dataclasses import dataclass, field
@@ -120,6 +121,28 @@ def load_replay_buffer(model: OffPolicyAlgorithm, path: Path, truncate_last_traj
             f"{path} is not a readable replay buffer (truncated, corrupt or another kind of file: {type(error).__name__}). "
             "Move it aside to start from an empty replay buffer."
         ) from None
+
+
+def load_vecnormalize(path: Path, venv: VecEnv, fix: str) -> VecNormalize:
+    """The VecNormalize statistics saved at ``path`` (a run's ``<env>/vecnormalize.pkl``), wrapped around ``venv``.
+
+    As ``VecNormalize.load``, with one line for a missing, truncated or foreign file; ``fix`` says how to do without it.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise UserInputError(f"No VecNormalize statistics at {path}. {fix}")
+    try:
+        with open(path, "rb") as file:
+            stats = pickle.load(file)
+    except Exception as error:  # unpickling random bytes raises almost anything
+        raise UserInputError(
+            f"{path} is not readable VecNormalize statistics (truncated, corrupt or another kind of file: "
+            f"{type(error).__name__}). {fix}"
+        ) from None
+    if not isinstance(stats, VecNormalize):
+        raise UserInputError(f"{path} holds a {type(stats).__name__}, not VecNormalize statistics. {fix}")
+    stats.set_venv(venv)
+    return stats
 
 
 def read_zoo_yaml(path: Path) -> dict[str, Any]:

@@ -26,6 +26,7 @@ from sb3_latent.common import ActionGenerator
 from sb3_latent.errors import UserInputError
 from sb3_latent.experiments.__main__ import main as experiments_main
 from sb3_latent.train import main as train_main
+from sb3_latent.transfer import finetune
 from sb3_latent.transfer.__main__ import main as transfer_main
 from sb3_latent.zoo_runs import load_replay_buffer, read_run
 
@@ -78,6 +79,14 @@ def files(tmp_path_factory) -> dict[str, Path]:
         if args is not None:
             (run / "Pendulum-v1" / "args.yml").write_text(args)
         paths[name] = run
+    # A SAC run folder whose VecNormalize statistics are truncated.
+    run = folder / "bad_vecnormalize_run"
+    (run / "Pendulum-v1").mkdir(parents=True)
+    (run / "Pendulum-v1.zip").write_bytes(paths["sac.zip"].read_bytes())
+    (run / "Pendulum-v1" / "args.yml").write_text(yaml.dump({"algo": "sac", "env": "Pendulum-v1", "env_kwargs": None}))
+    (run / "Pendulum-v1" / "config.yml").write_text(yaml.dump({"policy": "MlpPolicy", "normalize": True}))
+    (run / "Pendulum-v1" / "vecnormalize.pkl").write_bytes(paths["random.pkl"].read_bytes())
+    paths["bad_vecnormalize_run"] = run
     paths["missing"] = folder / "missing.zip"
     return paths
 
@@ -197,6 +206,21 @@ FILE_CASES: list[tuple[str, Callable[[dict[str, Path]], Any], str]] = [
     ("buffer truncated npz", lambda f: load_replay_buffer(latent_sac(), f["truncated.npz"]), r"not a readable replay buffer"),
     ("buffer other env npz", lambda f: load_replay_buffer(latent_sac(), f["cheetah.npz"]), r"recorded on another env"),
     ("buffer missing", lambda f: load_replay_buffer(latent_sac(), f["missing"]), r"No replay buffer file at"),
+    (
+        "vecnormalize random",
+        lambda f: finetune(f["sac.zip"], "Pendulum-v1", algo="sac", vecnormalize=f["random.pkl"]),
+        r"random.pkl is not readable VecNormalize statistics \(.*\)\. Move it aside, or .*: vecnormalize=False",
+    ),
+    (
+        "vecnormalize of a buffer",
+        lambda f: finetune(f["sac.zip"], "Pendulum-v1", algo="sac", vecnormalize=f["buffer.pkl"]),
+        r"buffer.pkl holds a ReplayBuffer, not VecNormalize statistics",
+    ),
+    (
+        "vecnormalize missing",
+        lambda f: finetune(f["sac.zip"], "Pendulum-v1", algo="sac", vecnormalize=f["missing"]),
+        r"No VecNormalize statistics at .*missing.zip",
+    ),
     ("run with bad args.yml", lambda f: read_run(f["bad_args_run"]), r"args.yml is not a readable rl-zoo3 args.yml"),
     ("run without args.yml", lambda f: read_run(f["no_args_run"]), r"no_args_run is not an rl-zoo3 run folder"),
     ("run of a random file", lambda f: read_run(f["random.bin"]), r"random.bin is neither a saved model \(.zip\) nor a run"),
@@ -342,6 +366,11 @@ TRANSFER_CASES = [
         "truncated buffer",
         f"--source {{run}} {TRANSFER} --keep-buffer --replay-buffer {{truncated.pkl}}",
         r"error: .*buffer_truncated.pkl is not a readable replay buffer",
+    ),
+    (
+        "truncated vecnormalize",
+        "--source {bad_vecnormalize_run} --env Pendulum-v1 -n 10",
+        r"error: .*vecnormalize.pkl is not readable VecNormalize statistics .*--no-vecnormalize in the CLI\)\.$",
     ),
     ("multitask kl_weight:abc", f"{MULTITASK} -params kl_weight:abc", r"error: kl_weight must be a finite number >= 0"),
     ("multitask batch_size:-5", f"{MULTITASK} -params batch_size:-5", r"error: batch_size must be an integer >= 1"),

@@ -46,7 +46,7 @@ from stable_baselines3.her.her_replay_buffer import HerReplayBuffer
 from sb3_latent.common.checks import check_argument_names
 from sb3_latent.envs import HalfCheetahTask, in_task_family, relabel_rewards, task_of
 from sb3_latent.errors import UserInputError
-from sb3_latent.zoo_runs import ZOO_REPLAY_BUFFER_FILE, SourceRun, env_spec, load_replay_buffer, read_run
+from sb3_latent.zoo_runs import ZOO_REPLAY_BUFFER_FILE, SourceRun, env_spec, load_replay_buffer, load_vecnormalize, read_run
 
 Warmup = Literal["policy", "random"]
 WARMUPS: tuple[str, ...] = ("policy", "random")
@@ -310,7 +310,8 @@ def _carry_vecnormalize(stats: Path | VecNormalize, env: VecEnv) -> VecNormalize
         carried = pickle.loads(pickle.dumps(stats))
         carried.set_venv(env)
         return carried
-    return VecNormalize.load(str(stats), env)
+    fix = "Move it aside, or start without the source's statistics: vecnormalize=False (--no-vecnormalize in the CLI)."
+    return load_vecnormalize(stats, env, fix)
 
 
 def finetune(
