@@ -12,8 +12,7 @@ import sys
 
 def main(argv: list[str] | None = None) -> None:
     from sb3_latent.envs import register_envs
-    from sb3_latent.errors import UserInputError
-    from sb3_latent.zoo import register
+    from sb3_latent.zoo import register, user_error_line
 
     register_envs()
     register()
@@ -23,8 +22,11 @@ def main(argv: list[str] | None = None) -> None:
         sys.argv = [sys.argv[0], *argv]
     try:
         train()
-    except UserInputError as error:
-        sys.exit(f"error: {error}")
+    except Exception as error:
+        line = user_error_line(error)
+        if line is None:
+            raise
+        sys.exit(line)
 
 
 if __name__ == "__main__":

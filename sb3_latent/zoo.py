@@ -120,10 +120,33 @@ def resolve_config(algo: str, env_id: str, config: str, zoo_default: str) -> str
     return config
 
 
+# rl-zoo3's train() refuses these arguments with an exception (a traceback): (type, part of its message, our line).
+ZOO_REFUSALS = (
+    (
+        AssertionError,
+        "The trained_agent must be a valid path to a .zip file",
+        "-i/--trained-agent must name a saved model's .zip file that exists (e.g. -i logs/sac/HalfCheetah-v4_1/"
+        "HalfCheetah-v4.zip); leave out -i to train from scratch.",
+    ),
+    (ValueError, "not found in gym registry", "--env {exc}"),  # "<id> not found ..., you maybe meant <closest>?"
+)
+
+
+def user_error_line(exc: BaseException) -> str | None:
+    """The one line for bad input to rl-zoo3's training (ours, or rl-zoo3's own refusals); None for anything else."""
+    if isinstance(exc, UserInputError):
+        return f"error: {exc}"
+    for exc_type, part, line in ZOO_REFUSALS:
+        if isinstance(exc, exc_type) and part in str(exc):
+            return f"error: {line.format(exc=exc)}"
+    return None
+
+
 def _print_user_errors(previous_hook: Any) -> Any:
     def excepthook(exc_type: type[BaseException], exc: BaseException, traceback: Any) -> None:
-        if isinstance(exc, UserInputError):
-            print(f"error: {exc}", file=sys.stderr)
+        line = user_error_line(exc)
+        if line is not None:
+            print(line, file=sys.stderr)
         else:
             previous_hook(exc_type, exc, traceback)
 

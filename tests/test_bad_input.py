@@ -285,6 +285,14 @@ ZOO_CASES = [
     ("-i random zip", [*ZOO, "-i", "{random.zip}"], r"error: .*random.zip is not a readable SB3 model zip"),
     ("-i with batch_size:0", [*ZOO, "-i", "{lat.zip}", "-params", "batch_size:0"], r"error: batch_size must be an integer"),
     ("action_generator random", [*ZOO, "-params", "action_generator:'{random.pt}'"], r"random.pt is not an action generator"),
+    # rl-zoo3's own refusals (an assertion and a ValueError in its train()), as one line with the flag.
+    ("-i missing", [*ZOO, "-i", "{missing}"], r"error: -i/--trained-agent must name a saved model's .zip file that exists"),
+    ("-i not a zip", [*ZOO, "-i", "{random.bin}"], r"error: -i/--trained-agent must name .*; leave out -i to train from"),
+    (
+        "unknown env",
+        ["--algo", "sac", "--env", "HalfCheetahBackwards-v4", "-n", "10"],
+        r"error: --env HalfCheetahBackwards-v4 not found in gym registry, you maybe meant HalfCheetahBackward-v4\?$",
+    ),
 ]
 RELABEL = ["--algo", "sac", "--env", "HalfCheetahTask-v4", "--env-kwargs", "target_speed:1.0", "-n", "10", "--eval-freq", "-1"]
 
@@ -316,6 +324,7 @@ HOOK_CASES = [
     ("kl_weight:abc", "-params kl_weight:abc", r"error: kl_weight must be a finite number >= 0"),
     ("generator_mode:bogus", "-params generator_mode:bogus", r"error: generator_mode must be one of"),
     ("-i truncated zip", "-i {truncated.zip}", r"error: .*is not a readable SB3 model zip"),
+    ("-i missing", "-i {missing}", r"error: -i/--trained-agent must name a saved model's .zip file that exists"),
 ]
 
 
