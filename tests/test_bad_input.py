@@ -207,6 +207,11 @@ FILE_CASES: list[tuple[str, Callable[[dict[str, Path]], Any], str]] = [
     ("buffer other env npz", lambda f: load_replay_buffer(latent_sac(), f["cheetah.npz"]), r"recorded on another env"),
     ("buffer missing", lambda f: load_replay_buffer(latent_sac(), f["missing"]), r"No replay buffer file at"),
     (
+        "finetune unknown env",
+        lambda f: finetune(f["sac.zip"], "Pendulum-v2", algo="sac"),
+        r"target_env: gymnasium has no env Pendulum-v2\. Use a registered id: did you mean Pendulum-v1\?",
+    ),
+    (
         "vecnormalize random",
         lambda f: finetune(f["sac.zip"], "Pendulum-v1", algo="sac", vecnormalize=f["random.pkl"]),
         r"random.pkl is not readable VecNormalize statistics \(.*\)\. Move it aside, or .*: vecnormalize=False",
@@ -395,9 +400,10 @@ def test_transfer_cli(files, cheetah_run, tmp_path, capsys, argv: str, pattern: 
     assert not re.search(r"\b(keep_buffer|source_env|replay_buffer)=", output)  # Python keywords this CLI does not have
 
 
-# A misspelt argument name: refused before rl-zoo3 or our CLIs make a run folder (a constructor would fail only after
-# the env is built, and SB3's load(**kwargs) would set it as an attribute without a word).
-MISSPELT_CASES = [
+# Refused before rl-zoo3 or our CLIs make a run folder: a misspelt argument name (a constructor would fail only after
+# the env is built, and SB3's load(**kwargs) would set it as an attribute without a word), and multitask's bad values
+# (the target's too, which would otherwise be found only after the base tasks trained).
+NO_FOLDER_CASES = [
     (
         "zoo latent_sac",
         train_main,
@@ -430,13 +436,44 @@ MISSPELT_CASES = [
         [*MULTITASK.split(), "--target-params", "bogus:1"],
         r"error: LatentSAC takes no argument 'bogus'\. Correct or remove it in --target-params\.$",
     ),
+    (
+        "multitask unknown task",
+        transfer_main,
+        ["multitask", "--tasks", "HalfCheetah-v4", "HalfCheetahBackwards-v4", "--target", "HalfCheetahTask-v4", "-n", "10"],
+        r"error: --tasks: gymnasium has no env HalfCheetahBackwards-v4\. Use a registered id: did you mean HalfCheetahBack",
+    ),
+    (
+        "multitask unknown target",
+        transfer_main,
+        ["multitask", "--tasks", "HalfCheetah-v4", "--target", "NoSuchEnv-v0", "-n", "10"],
+        r"error: --target: gymnasium has no env NoSuchEnv-v0\.",
+    ),
+    (
+        "naive unknown env",
+        transfer_main,
+        ["--source", "{sac.zip}", "--algo", "sac", "--env", "Pendulum-v2", "-n", "10"],
+        r"error: --env: gymnasium has no env Pendulum-v2\. Use a registered id: did you mean Pendulum-v1\?$",
+    ),
+    ("multitask kl_weight", transfer_main, [*MULTITASK.split(), "-params", "kl_weight:abc"], r"error: kl_weight must be"),
+    (
+        "multitask target kl_weight",
+        transfer_main,
+        [*MULTITASK.split(), "--target-params", "kl_weight:-1"],
+        r"error: kl_weight must be a finite number >= 0",
+    ),
+    (
+        "multitask target generator_mode",
+        transfer_main,
+        [*MULTITASK.split(), "--target-params", "generator_mode:frozen"],
+        r"error: latent_transfer sets generator_mode itself",
+    ),
 ]
 
 
 @pytest.mark.parametrize(
-    "main, argv, pattern", [case[1:] for case in MISSPELT_CASES], ids=[case[0] for case in MISSPELT_CASES]
+    "main, argv, pattern", [case[1:] for case in NO_FOLDER_CASES], ids=[case[0] for case in NO_FOLDER_CASES]
 )
-def test_misspelt_argument_is_refused_before_any_run_folder(
+def test_refused_before_any_run_folder(
     files, tmp_path, monkeypatch, capsys, main: Callable[[list[str]], Any], argv: list[str], pattern: str
 ) -> None:
     monkeypatch.chdir(tmp_path)

@@ -33,6 +33,21 @@ def register_envs() -> None:
     warnings.filterwarnings("ignore", message=r".*The environment HalfCheetah(Backward|Task)-v4 is out of date")
 
 
+def check_env_id(env_id: str, where: str) -> None:
+    """Refuse an id that gymnasium does not know, naming the closest registered one (as rl-zoo3's train does)."""
+    import difflib
+
+    import gymnasium as gym
+
+    from sb3_latent.errors import UserInputError
+
+    register_envs()
+    if env_id not in gym.registry:
+        close = difflib.get_close_matches(env_id, list(gym.registry), n=1)
+        hint = f": did you mean {close[0]}?" if close else ", e.g. HalfCheetah-v4."
+        raise UserInputError(f"{where}: gymnasium has no env {env_id}. Use a registered id{hint}")
+
+
 def register_envs_hook(module: ModuleType) -> None:
     """Called by the start-up hook once ``gymnasium`` has finished importing."""
     register_envs()

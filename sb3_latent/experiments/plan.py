@@ -27,6 +27,7 @@ import yaml
 from rl_zoo3.utils import ALGOS
 from stable_baselines3.common.base_class import BaseAlgorithm
 
+from sb3_latent.envs.registration import check_env_id
 from sb3_latent.errors import UserInputError
 from sb3_latent.experiments.manager import RunManager
 from sb3_latent.experiments.runs import RunSpec, fingerprint, run_dir
@@ -41,8 +42,7 @@ def check_condition(condition: Condition) -> None:
     register()  # our envs, algorithms and YAMLs, also where the start-up hook is not installed
     what = f"Condition {condition.name!r}"
     for env_id in (condition.env_id, *(env_id for env_id, _ in condition.multitask)):
-        if env_id not in gym.registry:
-            raise UserInputError(f"{what}: gymnasium has no env {env_id}. Use a registered id, e.g. HalfCheetah-v4.")
+        check_env_id(env_id, what)
     if condition.algo not in ALGOS:
         raise UserInputError(
             f"{what}: rl-zoo3 has no --algo {condition.algo}. Use one of {', '.join(sorted(ALGOS))}, or register it in "

@@ -128,6 +128,7 @@ def naive_main(argv: list[str]) -> None:
     from huggingface_sb3 import EnvironmentName
     from rl_zoo3.utils import get_latest_run_id
 
+    from sb3_latent.envs.registration import check_env_id
     from sb3_latent.errors import UserInputError
     from sb3_latent.transfer.naive import _env_wrapper, finetune, load_source_run, make_target_env
     from sb3_latent.zoo import register, set_default_num_threads
@@ -140,6 +141,7 @@ def naive_main(argv: list[str]) -> None:
         if name in args.hyperparams:
             setattr(args, name, args.hyperparams.pop(name))
     try:
+        check_env_id(args.env, "--env")
         run = load_source_run(
             args.source, algo=args.algo, source_env=args.source_env, source_env_kwargs=args.source_env_kwargs
         )
@@ -299,9 +301,15 @@ def multitask_main(argv: list[str]) -> None:
     from rl_zoo3.utils import get_latest_run_id
 
     from sb3_latent.common.checks import check_argument_names
+    from sb3_latent.envs.registration import check_env_id
     from sb3_latent.errors import UserInputError
     from sb3_latent.latent_sac import LatentSAC
-    from sb3_latent.transfer.latent import latent_transfer, run_logger, train_multitask_generator
+    from sb3_latent.transfer.latent import (
+        check_latent_sac_arguments,
+        latent_transfer,
+        run_logger,
+        train_multitask_generator,
+    )
     from sb3_latent.transfer.naive import make_target_env
     from sb3_latent.zoo import register, set_default_num_threads
 
@@ -310,9 +318,17 @@ def multitask_main(argv: list[str]) -> None:
     args = parse_multitask_args(argv)
     if "seed" in args.hyperparams:  # rl-zoo3 habit: -params seed:0
         args.seed = args.hyperparams.pop("seed")
+    target_kwargs = {**args.hyperparams, **args.target_params}
     try:  # before any run folder is made, and before the base tasks train for the target's sake
+        for task in args.tasks:
+            check_env_id(task, "--tasks")
+        check_env_id(args.target, "--target")
+        if len(set(args.tasks)) != len(args.tasks):
+            raise UserInputError(f"Each base task must appear once in --tasks, got {args.tasks}.")
         check_argument_names(LatentSAC, args.hyperparams, "Correct or remove it in -params.")
         check_argument_names(LatentSAC, args.target_params, "Correct or remove it in --target-params.")
+        check_latent_sac_arguments(args.tasks[0], None, args.hyperparams, "train_multitask_generator")
+        check_latent_sac_arguments(args.target, args.target_kwargs, target_kwargs, "latent_transfer")
     except UserInputError as error:
         sys.exit(error_line(error))
     log_path = os.path.join(args.log_folder, "latent_sac")
@@ -328,8 +344,6 @@ def multitask_main(argv: list[str]) -> None:
     generator_path = os.path.join(target_path, "action_generator.pt")
     target_n_timesteps = args.target_n_timesteps if args.target_n_timesteps is not None else args.n_timesteps
     try:
-        if len(set(args.tasks)) != len(args.tasks):
-            raise UserInputError(f"Each base task must appear once in --tasks, got {args.tasks}.")
         if args.verbose > 0:
             print(f"Training one action generator on {', '.join(args.tasks)}: {args.n_timesteps} steps each")
         generator, models = train_multitask_generator(
@@ -343,7 +357,6 @@ def multitask_main(argv: list[str]) -> None:
             tensorboard_log=args.tensorboard_log or None,  # each task under <dir>/<task>/, as rl-zoo3's
             **args.hyperparams,
         )
-        target_kwargs = {**args.hyperparams, **args.target_params}
         target_seed = None if args.seed is None else args.seed + len(args.tasks)
         model = latent_transfer(
             generator,

@@ -65,6 +65,20 @@ def _check_no_generator_arguments(kwargs: Mapping[str, Any], what: str) -> None:
             raise UserInputError(f"{what} sets {name} itself: leave it out of the LatentSAC arguments (use mode=...).")
 
 
+def check_latent_sac_arguments(
+    env_id: str, env_kwargs: Mapping[str, Any] | None, latent_sac_kwargs: Mapping[str, Any], what: str
+) -> None:
+    """The checks that ``what`` (``train_multitask_generator`` or ``latent_transfer``) makes of LatentSAC's
+    arguments, on a model built on ``env_id`` and dropped: a CLI refuses them before it makes a folder or trains."""
+    _check_no_generator_arguments(latent_sac_kwargs, what)
+    kwargs = dict(latent_sac_kwargs)
+    env = gym.make(env_id, **dict(env_kwargs or {}))
+    try:
+        LatentSAC(kwargs.pop("policy", "MlpPolicy"), env, **kwargs)
+    finally:
+        env.close()
+
+
 def latent_transfer(
     source: ActionGenerator | LatentSAC | str | Path | io.BufferedIOBase,
     target_env: str | gym.Env | VecEnv,

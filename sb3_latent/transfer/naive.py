@@ -45,6 +45,7 @@ from stable_baselines3.her.her_replay_buffer import HerReplayBuffer
 
 from sb3_latent.common.checks import check_argument_names
 from sb3_latent.envs import HalfCheetahTask, in_task_family, relabel_rewards, task_of
+from sb3_latent.envs.registration import check_env_id
 from sb3_latent.errors import UserInputError
 from sb3_latent.zoo_runs import ZOO_REPLAY_BUFFER_FILE, SourceRun, env_spec, load_replay_buffer, load_vecnormalize, read_run
 
@@ -471,7 +472,9 @@ def make_target_env(
     wrapper_class: Callable[[gym.Env], gym.Env] | None = None,
 ) -> VecEnv:
     """The target task as a VecEnv (naive and latent transfer): built from an id, or the env given."""
-    if not isinstance(target_env, str):
+    if isinstance(target_env, str):
+        check_env_id(target_env, "target_env")
+    else:
         if env_kwargs:
             raise UserInputError("env_kwargs apply to a target env id only; this target env is built already.")
         return target_env if isinstance(target_env, VecEnv) else BaseAlgorithm._wrap_env(target_env)
