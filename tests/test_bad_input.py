@@ -494,6 +494,11 @@ EXPERIMENT_CASES = [
     ("address without ray", ["prior", "--address", "auto"], r"error: --address is for --backend ray"),
     ("unknown backend", ["prior", "--backend", "slurm"], r"error: argument --backend: invalid choice: 'slurm'"),
     ("folder is a file", ["prior", "--plot-only", "-f", "{random.bin}"], r"error: -f .*random.bin is a file; name a folder"),
+    (
+        "folder under a file",
+        ["prior", "--plot-only", "-f", "{random.bin}/runs"],
+        r"error: -f .*random.bin/runs: cannot make this folder \(Not a directory\); name a folder you can write to",
+    ),
 ]
 
 

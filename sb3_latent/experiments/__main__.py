@@ -66,6 +66,10 @@ def main(argv: list[str] | None = None) -> int:
         parser.error("--address is for --backend ray")
     if os.path.exists(args.folder) and not os.path.isdir(args.folder):
         parser.error(f"-f {args.folder} is a file; name a folder for the results (it is created if missing)")
+    try:
+        os.makedirs(args.folder, exist_ok=True)
+    except OSError as error:
+        parser.error(f"-f {args.folder}: cannot make this folder ({error.strerror}); name a folder you can write to")
 
     # Heavy imports (torch, rl-zoo3) only once the command line is valid.
     from sb3_latent.errors import UserInputError
